@@ -1,0 +1,188 @@
+"""Batching shared by every dataset: random-access sources, deterministic and resumable order.
+
+Every input pipeline in `data/` reduces to two `Source`s (train and eval) plus a few facts the model
+needs. A `Source` is random-access: `len(source)` examples, and `source.fetch(indices, rng)` returns
+one batch as a dict of stacked NumPy arrays with fixed shapes. Augmentation lives inside the source
+and draws only from the `rng` it is handed (`rng=None` means evaluation: no randomness).
+
+Because the order of training batches is a pure function of `(seed, step)`, a run resumed at step
+`k` reads exactly the batches an uninterrupted run would have read, with no iterator state to save.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import queue
+import threading
+from typing import Any, Callable, Iterator, Mapping, Protocol
+
+import numpy as np
+
+Batch = dict[str, np.ndarray]
+
+
+class Source(Protocol):
+  """A random-access split: `len()` examples, fetched a batch at a time."""
+
+  def __len__(self) -> int:
+    ...
+
+  def fetch(self, indices: np.ndarray, rng: np.random.Generator | None) -> Batch:
+    """Returns the examples at `indices` as a dict of arrays, each `[len(indices), ...]`."""
+    ...
+
+
+class ArraySource:
+  """A split held in memory as a dict of equally long arrays.
+
+  Args:
+    arrays: name -> array `[num_examples, ...]`.
+    augment: optional `augment(batch, rng) -> batch`, applied in training only (rng not None).
+    transform: optional `transform(batch) -> batch`, applied always, after `augment`
+      (e.g. dtype conversion and normalisation).
+  """
+
+  def __init__(self, arrays: Mapping[str, np.ndarray],
+               augment: Callable[[Batch, np.random.Generator], Batch] | None = None,
+               transform: Callable[[Batch], Batch] | None = None):
+    lengths = {name: len(a) for name, a in arrays.items()}
+    if len(set(lengths.values())) != 1:
+      raise ValueError(f'ArraySource arrays differ in length: {lengths}')
+    self.arrays = dict(arrays)
+    self._len = next(iter(lengths.values()))
+    self.augment = augment
+    self.transform = transform
+
+  def __len__(self) -> int:
+    return self._len
+
+  def fetch(self, indices: np.ndarray, rng: np.random.Generator | None) -> Batch:
+    batch = {name: a[indices] for name, a in self.arrays.items()}
+    if rng is not None and self.augment is not None:
+      batch = self.augment(batch, rng)
+    if self.transform is not None:
+      batch = self.transform(batch)
+    return batch
+
+
+class ExampleSource:
+  """A split read one example at a time from a random-access store (e.g. `tfds.data_source`).
+
+  Args:
+    store: anything with `len()` and `store[i] -> example dict` (tfds `ArrayRecordDataSource`).
+    example_fn: `example_fn(example, rng) -> dict of fixed-shape arrays`; `rng` is None in
+      evaluation. Decoding, cropping and flipping happen here.
+  """
+
+  def __init__(self, store: Any, example_fn: Callable[[dict, np.random.Generator | None], Batch]):
+    self.store = store
+    self.example_fn = example_fn
+
+  def __len__(self) -> int:
+    return len(self.store)
+
+  def fetch(self, indices: np.ndarray, rng: np.random.Generator | None) -> Batch:
+    examples = [self.example_fn(self.store[int(i)], rng) for i in indices]
+    return {name: np.stack([e[name] for e in examples]) for name in examples[0]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """What an input pipeline hands the trainer.
+
+  Attributes:
+    train: the training split.
+    eval: the split evaluated every `eval_every_steps` and at the end (the test split).
+    meta: facts a model or task needs, e.g. `{'num_classes': 10, 'input_shape': (8, 8, 1)}`;
+      the trainer passes `num_classes` (and similar) to the model unless the config overrides it.
+  """
+
+  train: Source
+  eval: Source
+  meta: dict[str, Any]
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  """Training batches per pass over the data (a partial last batch is left to the next epoch's shuffle)."""
+  if batch_size > num_examples:
+    raise ValueError(
+        f'batch_size {batch_size} is larger than the training split ({num_examples} examples); '
+        f'use --config.batch_size={num_examples} or less.')
+  return num_examples // batch_size
+
+
+def train_indices(num_examples: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+  """Indices of the global training batch read at `step`: a fresh permutation every epoch."""
+  epoch, position = divmod(step, steps_per_epoch(num_examples, batch_size))
+  permutation = np.random.default_rng([seed, epoch]).permutation(num_examples)
+  return permutation[position * batch_size:(position + 1) * batch_size]
+
+
+def train_batches(source: Source, batch_size: int, seed: int, start_step: int = 0,
+                  process_index: int = 0, process_count: int = 1) -> Iterator[Batch]:
+  """Endless training batches starting at `start_step`; the order depends on `(seed, step)` only.
+
+  With several processes (hosts), each yields its contiguous `batch_size // process_count` slice of
+  the same global batch, so the global batch does not depend on the number of hosts.
+  """
+  if batch_size % process_count:
+    raise ValueError(f'batch_size {batch_size} does not divide over {process_count} processes.')
+  per_process = batch_size // process_count
+  step = start_step
+  while True:
+    indices = train_indices(len(source), batch_size, seed, step)
+    local = indices[process_index * per_process:(process_index + 1) * per_process]
+    yield source.fetch(local, np.random.default_rng([seed, step, 1 + process_index]))
+    step += 1
+
+
+def eval_batches(source: Source, batch_size: int, process_index: int = 0,
+                 process_count: int = 1) -> Iterator[Batch]:
+  """One exact pass over `source`: every example once, the last batch padded.
+
+  Each batch carries `mask` (`[batch]`, bool): False on padding, which metrics must ignore.
+  Padding repeats example 0, so it is a valid input of the right shape.
+  """
+  if batch_size % process_count:
+    raise ValueError(f'eval batch_size {batch_size} does not divide over {process_count} processes.')
+  per_process = batch_size // process_count
+  n = len(source)
+  for start in range(0, n, batch_size):
+    indices = np.arange(start, start + batch_size)
+    mask = indices < n
+    indices = np.where(mask, indices, 0)
+    part = slice(process_index * per_process, (process_index + 1) * per_process)
+    batch = source.fetch(indices[part], None)
+    batch['mask'] = mask[part]
+    yield batch
+
+
+def num_eval_batches(source: Source, batch_size: int) -> int:
+  return -(-len(source) // batch_size)
+
+
+def prefetch(iterator: Iterator[Batch], size: int = 2) -> Iterator[Batch]:
+  """Runs `iterator` in a background thread, `size` batches ahead (NumPy work releases the GIL)."""
+  buffer: queue.Queue = queue.Queue(maxsize=size)
+  done = object()
+
+  def produce():
+    try:
+      for item in iterator:
+        buffer.put(item)
+    except BaseException as error:  # re-raised in the consumer
+      buffer.put(_Failure(error))
+    buffer.put(done)
+
+  threading.Thread(target=produce, daemon=True).start()
+  while True:
+    item = buffer.get()
+    if item is done:
+      return
+    if isinstance(item, _Failure):
+      raise item.error
+    yield item
+
+
+_Failure = collections.namedtuple('_Failure', ['error'])

@@ -1,0 +1,40 @@
+"""The model zoo. `create(name, **overrides)` returns a Flax module; `names()` lists the zoo.
+
+Each family module (`models/cnn.py`, ...) declares its variants as data in a `MODELS` dict:
+registry name -> constructor (a class or a `functools.partial` of one). Every model is called as
+`model.apply(variables, inputs, train=bool, ...)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any, Callable
+
+import flax.linen as nn
+
+_FAMILIES = ('models.cnn',)
+
+
+def _registry() -> dict[str, Callable[..., nn.Module]]:
+  registry: dict[str, Callable[..., nn.Module]] = {}
+  for family in _FAMILIES:
+    registry.update(importlib.import_module(family).MODELS)
+  return registry
+
+
+def names() -> list[str]:
+  return sorted(_registry())
+
+
+def create(name: str, **overrides: Any) -> nn.Module:
+  """Returns the registered model `name`, with constructor arguments overridden by `overrides`."""
+  registry = _registry()
+  if name not in registry:
+    close = difflib.get_close_matches(name, registry, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ''
+    raise ValueError(f"Unknown model '{name}'.{hint} Known models: {', '.join(sorted(registry))}.")
+  try:
+    return registry[name](**overrides)
+  except TypeError as error:
+    raise ValueError(f"Bad model_kwargs for '{name}': {error}") from None
