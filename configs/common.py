@@ -1,0 +1,46 @@
+"""The keys every experiment config shares (../shared/DESIGN.md), with their defaults.
+
+Each config file starts from `base()` and overrides what its experiment needs, so any run can be
+shortened or re-seeded the same way: `--config.num_train_steps=100 --config.seed=1`.
+"""
+
+import ml_collections
+
+
+def base() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  # Data.
+  config.dataset = ''
+  config.data_dir = None  # tfds data_dir; None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  config.batch_size = 128  # global, over all devices and hosts.
+  config.eval_batch_size = None  # None: batch_size.
+  config.augment = True
+  # Model and task.
+  config.model = ''
+  config.model_kwargs = ml_collections.ConfigDict()
+  config.task = 'classification'
+  config.task_kwargs = ml_collections.ConfigDict()
+  # Optimisation (train/optim.py documents each key).
+  config.optimizer = 'sgd'
+  config.learning_rate = 0.1
+  config.momentum = 0.9
+  config.nesterov = False
+  config.weight_decay = 0.0
+  config.schedule = 'constant'
+  config.warmup_steps = 0
+  config.decay_boundaries = ()
+  config.decay_factor = 0.1
+  config.grad_clip_norm = None
+  config.skip_nonfinite_updates = False
+  # Loop.
+  config.num_train_steps = 1000
+  config.log_every_steps = 50
+  config.eval_every_steps = 500
+  config.checkpoint_every_steps = 500
+  config.keep_checkpoints = 3
+  return config
+
+
+def steps_for_epochs(epochs: float, num_examples: int, batch_size: int) -> int:
+  return int(round(epochs * (num_examples // batch_size)))

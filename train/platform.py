@@ -1,0 +1,65 @@
+"""Devices, meshes and compilation: everything that differs between CPU, GPU and TPU lives here.
+
+The train and eval steps run data-parallel over a one-axis mesh named 'data' that spans every
+device of every process: batches are sharded on their leading axis, the train state is replicated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = 'data'
+
+# XLA:CPU hands convolutions to YNNPACK by default, whose weight-gradient convolutions are 1.6-2.5x
+# slower than XLA's own here (../shared/PERF.md); keeping YNNPACK's dot and reduce fusions is better
+# than turning it off. The option is experimental and tied to jaxlib 0.10: `compile` falls back to
+# the defaults if a later jaxlib no longer knows it.
+_CPU_COMPILER_OPTIONS = {
+    'xla_cpu_experimental_ynn_fusion_type':
+        'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE',
+}
+
+
+def make_mesh() -> Mesh:
+  return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def check_batch_size(batch_size: int, what: str = 'batch_size') -> None:
+  devices = jax.device_count()
+  if batch_size % devices:
+    raise ValueError(
+        f'{what} {batch_size} does not divide over {devices} devices; use a multiple of {devices}.')
+
+
+def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """This process's slice of a batch -> one global array per key, sharded over 'data'."""
+  sharding = batch_sharded(mesh)
+  return {name: jax.make_array_from_process_local_data(sharding, value)
+          for name, value in local_batch.items()}
+
+
+def compile(function: Callable, *example_args: Any, **jit_kwargs: Any):
+  """`jax.jit(function, **jit_kwargs)` compiled ahead of time for `example_args`.
+
+  On CPU, with the convolution options above (or the defaults, if this jaxlib rejects them).
+  """
+  lowered = jax.jit(function, **jit_kwargs).lower(*example_args)
+  if jax.default_backend() == 'cpu':
+    try:
+      return lowered.compile(compiler_options=_CPU_COMPILER_OPTIONS)
+    except Exception as error:  # an unknown option: jaxlib changed; fall back to its defaults
+      if 'ynn' not in str(error).lower():
+        raise
+  return lowered.compile()

@@ -1,0 +1,81 @@
+"""What each kind of task contributes to the one trainer: model inputs, loss and metrics.
+
+A task turns a batch and the model's outputs into (1) the scalar loss to differentiate and (2) a
+dict of metric *sums* over the batch, including `count`, the number of real (unmasked) examples.
+Sums add up exactly across batches, devices and hosts; `finalize` divides once at the end, so an
+evaluation over a padded last batch is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Batch = dict[str, Any]
+Sums = dict[str, jax.Array]
+
+
+class Task(Protocol):
+  """The interface `train.trainer` drives."""
+
+  def model_inputs(self, batch: Batch) -> tuple:
+    """Positional arguments of `model.apply` after the variables."""
+    ...
+
+  def loss_and_sums(self, outputs: Any, batch: Batch) -> tuple[jax.Array, Sums]:
+    """Mean loss over the batch's real examples, and metric sums (with `count`)."""
+    ...
+
+  def finalize(self, sums: dict[str, float]) -> dict[str, float]:
+    """Metric values from accumulated sums."""
+    ...
+
+
+def example_weights(batch: Batch, batch_size: int) -> jax.Array:
+  """`[batch]` float32: 1 for real examples, 0 for padding (`mask` absent means all real)."""
+  mask = batch.get('mask')
+  if mask is None:
+    return jnp.ones((batch_size,), jnp.float32)
+  return mask.astype(jnp.float32)
+
+
+class Classification:
+  """Softmax cross-entropy over `num_classes`; metrics `loss` and `accuracy` (top-1).
+
+  Batch: `image` `[batch, height, width, channels]`, `label` `[batch]` int, optional `mask`.
+  """
+
+  def __init__(self, label_smoothing: float = 0.0):
+    self.label_smoothing = label_smoothing
+
+  def model_inputs(self, batch: Batch) -> tuple:
+    return (batch['image'],)
+
+  def loss_and_sums(self, logits: jax.Array, batch: Batch) -> tuple[jax.Array, Sums]:
+    labels = batch['label']
+    weights = example_weights(batch, labels.shape[0])
+    logits = logits.astype(jnp.float32)
+    num_classes = logits.shape[-1]
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), self.label_smoothing) \
+        if self.label_smoothing else jax.nn.one_hot(labels, num_classes)
+    losses = optax.softmax_cross_entropy(logits, targets)
+    count = weights.sum()
+    correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+    sums = {'loss': (losses * weights).sum(), 'accuracy': (correct * weights).sum(), 'count': count}
+    return sums['loss'] / jnp.maximum(count, 1.0), sums
+
+  def finalize(self, sums: dict[str, float]) -> dict[str, float]:
+    count = max(sums['count'], 1.0)
+    return {name: value / count for name, value in sums.items() if name != 'count'}
+
+
+_TASKS = {'classification': Classification}
+
+
+def create(name: str, **kwargs: Any) -> Task:
+  if name not in _TASKS:
+    raise ValueError(f"Unknown task '{name}'. Known tasks: {', '.join(sorted(_TASKS))}.")
+  return _TASKS[name](**kwargs)

@@ -1,0 +1,296 @@
+"""The one training loop: `train_and_evaluate(config, workdir)` for every experiment.
+
+A task (train/tasks.py) contributes the loss and metrics, a pipeline (data/) the batches, the zoo
+(models/) the module; this file owns everything else: the train state, the jit-compiled steps,
+evaluation over the whole split, checkpoints and resume, and metric writing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import struct
+
+import data as data_lib
+import models
+from data import pipeline
+from train import checkpoint as checkpoint_lib
+from train import optim
+from train import platform
+from train import tasks as tasks_lib
+from train.metrics_writer import MetricWriter, Progress
+
+log = logging.getLogger(__name__)
+
+# Keys every experiment config has (../shared/DESIGN.md), with the type each must have.
+REQUIRED_KEYS = {
+    'seed': int, 'batch_size': int, 'num_train_steps': int, 'learning_rate': float,
+    'eval_every_steps': int, 'checkpoint_every_steps': int, 'model': str, 'dataset': str,
+}
+
+
+class TrainState(struct.PyTreeNode):
+  """Everything a train step reads and writes.
+
+  Attributes:
+    step: number of updates applied so far.
+    params: the 'params' collection.
+    model_state: the other mutable collections, e.g. `{'batch_stats': ...}`.
+    opt_state: the optimiser's state.
+    rng: base PRNG key; step `s` uses `fold_in(rng, s)`, so a resumed run draws the same numbers.
+  """
+
+  step: jax.Array
+  params: Any
+  model_state: Any
+  opt_state: Any
+  rng: jax.Array
+  apply_fn: Callable = struct.field(pytree_node=False)
+  tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first missing or ill-typed key."""
+  for key, kind in REQUIRED_KEYS.items():
+    if key not in config:
+      raise ValueError(f"Config has no '{key}'; every experiment config must set it.")
+    value = config[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+      value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+      raise ValueError(f"Config key '{key}' must be {kind.__name__}, got {value!r}.")
+  for key in ('batch_size', 'num_train_steps', 'eval_every_steps', 'checkpoint_every_steps'):
+    if config[key] <= 0:
+      raise ValueError(f"Config key '{key}' must be positive, got {config[key]}.")
+  if config.learning_rate <= 0:
+    raise ValueError(f'learning_rate must be positive, got {config.learning_rate}.')
+
+
+def make_train_step(task: tasks_lib.Task, skip_nonfinite: bool = False):
+  """Returns `train_step(state, batch) -> (state, sums, stats)`, a pure function for `jax.jit`.
+
+  `sums` are the task's metric sums; `stats` are per-step facts the host checks at each log step:
+  the gradient norm, whether the step was non-finite, and if so its step number.
+  """
+
+  def train_step(state: TrainState, batch: dict[str, jax.Array]):
+    dropout_rng = jax.random.fold_in(state.rng, state.step)
+    mutable = list(state.model_state)
+
+    def loss_fn(params):
+      variables = {'params': params, **state.model_state}
+      outputs = state.apply_fn(variables, *task.model_inputs(batch), train=True,
+                               rngs={'dropout': dropout_rng}, mutable=mutable or False)
+      outputs, new_model_state = outputs if mutable else (outputs, {})
+      loss, sums = task.loss_and_sums(outputs, batch)
+      return loss, (sums, new_model_state)
+
+    (loss, (sums, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                              model_state=new_model_state, opt_state=opt_state)
+    grad_norm = optax.global_norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    if skip_nonfinite:
+      new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state,
+                               state.replace(step=state.step + 1))
+    stats = {'grad_norm': grad_norm, 'nonfinite': 1.0 - finite.astype(jnp.float32),
+             'first_nonfinite_step': jnp.where(finite, jnp.iinfo(jnp.int32).max, state.step)}
+    return new_state, sums, stats
+
+  return train_step
+
+
+def make_eval_step(task: tasks_lib.Task):
+  """Returns `eval_step(state, batch) -> sums` over the batch's unmasked examples."""
+
+  def eval_step(state: TrainState, batch: dict[str, jax.Array]):
+    variables = {'params': state.params, **state.model_state}
+    outputs = state.apply_fn(variables, *task.model_inputs(batch), train=False)
+    return task.loss_and_sums(outputs, batch)[1]
+
+  return eval_step
+
+
+def _model_kwargs(config, meta: dict[str, Any]) -> dict[str, Any]:
+  kwargs = dict(config.get('model_kwargs', None) or {})
+  if 'num_classes' in meta:
+    kwargs.setdefault('num_classes', meta['num_classes'])
+  return kwargs
+
+
+def create_train_state(config, model, tx, sample_batch, task, mesh) -> TrainState:
+  """Initialises parameters on the devices, replicated over the mesh."""
+  init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  inputs = task.model_inputs({k: np.zeros((1,) + v.shape[1:], v.dtype)
+                              for k, v in sample_batch.items()})
+
+  def init():
+    variables = model.init({'params': init_rng, 'dropout': init_rng}, *inputs, train=False)
+    variables = flax.core.unfreeze(variables)
+    params = variables.pop('params')
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
+                      opt_state=tx.init(params), rng=train_rng, apply_fn=model.apply, tx=tx)
+
+  return jax.jit(init, out_shardings=platform.replicated(mesh))()
+
+
+def _sum_host(sums_list: list[dict[str, Any]]) -> dict[str, float]:
+  """Adds up a list of per-step sums fetched from the devices (minimum for the first bad step)."""
+  fetched = jax.device_get(sums_list)
+  total: dict[str, float] = {}
+  for sums in fetched:
+    for name, value in sums.items():
+      value = float(value)
+      if name == 'first_nonfinite_step':
+        total[name] = min(total.get(name, value), value)
+      else:
+        total[name] = total.get(name, 0.0) + value
+  return total
+
+
+def evaluate(eval_step, state, source, batch_size: int, mesh, task) -> dict[str, float]:
+  """Metrics over every example of `source` exactly once."""
+  sums_list = []
+  for batch in pipeline.eval_batches(source, batch_size, jax.process_index(), jax.process_count()):
+    sums_list.append(eval_step(state, platform.global_batch(batch, mesh)))
+  return task.finalize(_sum_host(sums_list))
+
+
+def _save_config(config, workdir: str) -> None:
+  path = os.path.join(workdir, 'config.json')
+  with open(path + '.tmp', 'w') as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  os.replace(path + '.tmp', path)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Trains `config.model` on `config.dataset`, evaluating and checkpointing as configured.
+
+  Re-running with the same `workdir` resumes from its newest checkpoint, with the same data order.
+  Returns the final metrics (`eval_*` and the last logged `train_*`).
+  """
+  validate_config(config)
+  is_main = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  if is_main:
+    _save_config(config, workdir)
+
+  dataset = data_lib.create(config)
+  task = tasks_lib.create(config.get('task', 'classification'), **(config.get('task_kwargs', None) or {}))
+  model = models.create(config.model, **_model_kwargs(config, dataset.meta))
+  eval_batch_size = config.get('eval_batch_size', None) or config.batch_size
+  platform.check_batch_size(config.batch_size)
+  platform.check_batch_size(eval_batch_size, 'eval_batch_size')
+  pipeline.steps_per_epoch(len(dataset.train), config.batch_size)
+
+  mesh = platform.make_mesh()
+  tx = optim.create_optimizer(config)
+  schedule = optim.create_schedule(config)
+  sample = dataset.train.fetch(np.arange(1), None)
+  state = create_train_state(config, model, tx, sample, task, mesh)
+  checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.get('keep_checkpoints', 3))
+  restored = checkpointer.restore(state)
+  if restored is not None:
+    state, _ = restored
+    log.info('Resumed from step %d of %s', int(state.step), checkpointer.directory)
+  start_step = int(state.step)
+  total_steps = config.num_train_steps
+
+  n_params = sum(x.size for x in jax.tree.leaves(state.params))
+  if is_main:
+    print(f'{config.model} ({n_params:,} parameters) on {config.dataset} '
+          f'({len(dataset.train):,} train / {len(dataset.eval):,} eval examples), '
+          f'{jax.device_count()} {jax.default_backend()} device(s); workdir {workdir}', flush=True)
+    if start_step:
+      print(f'Resuming from checkpoint at step {start_step}.', flush=True)
+
+  writer = MetricWriter(workdir, enabled=is_main)
+  progress = Progress(total_steps, config.batch_size, start_step, enabled=is_main)
+  train_iter = pipeline.prefetch(pipeline.train_batches(
+      dataset.train, config.batch_size, config.seed, start_step,
+      jax.process_index(), jax.process_count()))
+
+  state_sharding = platform.replicated(mesh)
+  first_batch = platform.global_batch(next(train_iter), mesh)
+  compile_start = time.perf_counter()
+  train_step = platform.compile(
+      make_train_step(task, config.get('skip_nonfinite_updates', False)), state, first_batch,
+      donate_argnums=0, in_shardings=(state_sharding, platform.batch_sharded(mesh)),
+      out_shardings=(state_sharding, state_sharding, state_sharding))
+  eval_example = platform.global_batch(
+      next(pipeline.eval_batches(dataset.eval, eval_batch_size, jax.process_index(),
+                                 jax.process_count())), mesh)
+  eval_step = platform.compile(make_eval_step(task), state, eval_example,
+                               out_shardings=state_sharding)
+  if is_main:
+    print(f'Compiled train and eval steps in {time.perf_counter() - compile_start:.1f} s.', flush=True)
+
+  log_every = config.get('log_every_steps', 50)
+  final: dict[str, float] = {}
+  pending: list[dict[str, Any]] = []
+  last_good_step = checkpointer.latest_step()
+  progress.restart_clock(start_step)
+  batch = first_batch
+  step = start_step
+  try:
+    while step < total_steps:
+      state, sums, stats = train_step(state, batch)
+      pending.append((sums, stats))
+      step += 1
+      if step < total_steps:
+        batch = platform.global_batch(next(train_iter), mesh)
+
+      is_last = step == total_steps
+      if step % log_every == 0 or is_last:
+        totals = _sum_host([sums for sums, _ in pending])
+        interval_stats = _sum_host([step_stats for _, step_stats in pending])
+        steps_in_interval = len(pending)
+        pending = []
+        if interval_stats['nonfinite'] and not config.get('skip_nonfinite_updates', False):
+          bad = int(interval_stats['first_nonfinite_step'])
+          where = (f'the last good checkpoint is step {last_good_step} in {checkpointer.directory}'
+                   if last_good_step is not None else 'no checkpoint was saved yet')
+          raise FloatingPointError(
+              f'Loss or gradients became NaN/Inf at step {bad + 1}; {where}. Lower the learning '
+              'rate, clip gradients (--config.grad_clip_norm) or set '
+              '--config.skip_nonfinite_updates=True.')
+        train_metrics = {f'train_{k}': v for k, v in task.finalize(totals).items()}
+        train_metrics['train_grad_norm'] = interval_stats['grad_norm'] / steps_in_interval
+        train_metrics['train_nonfinite_steps'] = interval_stats['nonfinite']
+        train_metrics['learning_rate'] = float(schedule(step - 1))
+        progress.report(step, {k: v for k, v in train_metrics.items()
+                               if k in ('train_loss', 'train_accuracy')})
+        train_metrics['steps_per_second'] = progress.steps_per_second
+        writer.write(step, train_metrics)
+        final.update(train_metrics)
+
+      if step % config.eval_every_steps == 0 or is_last:
+        eval_metrics = {f'eval_{k}': v for k, v in
+                        evaluate(eval_step, state, dataset.eval, eval_batch_size, mesh, task).items()}
+        writer.write(step, eval_metrics)
+        final.update(eval_metrics)
+        if is_main:
+          print(f'eval at step {step}: ' + ', '.join(f'{k} {v:.4f}' for k, v in eval_metrics.items()),
+                flush=True)
+        progress.restart_clock(step)
+
+      if step % config.checkpoint_every_steps == 0 or is_last:
+        checkpointer.save(step, state)
+        last_good_step = step
+        progress.restart_clock(step)
+  finally:
+    writer.close()
+    checkpointer.close()
+  return final
