@@ -1,0 +1,371 @@
+"""Image classification pipelines over tensorflow-datasets: MNIST, CIFAR-10 and ImageNet (ILSVRC-2012).
+
+All three read a prepared tfds dataset (array_record file format) through `tfds.data_source`, which
+gives random access without TensorFlow. Nothing here ever downloads: a dataset that is not prepared
+under `data_dir` raises `data.DatasetNotFoundError` at once, with one line saying what to do.
+Official tfds builders need TensorFlow to *prepare* (not to read), so prepare them once where
+TensorFlow is installed, e.g. `tfds build cifar10 --data_dir=DIR --file_format=array_record`, and
+point `--config.data_dir=DIR` at the result.
+
+Per dataset (each returns `data.pipeline.Dataset`; images come out float32 `[n, H, W, C]`, labels
+int32 `[n]`):
+
+| name         | train / eval split   | source                   | training augmentation            |
+|--------------|----------------------|--------------------------|----------------------------------|
+| mnist        | train / test         | in memory (`ArraySource`)| none (off by default)            |
+| cifar10      | train / test         | in memory (`ArraySource`)| random crop 32, 4-px zero pad, flip |
+| imagenet2012 | train / validation   | `ThreadedExampleSource`  | random-resized crop, flip        |
+
+ImageNet: training crops a random box covering 8%-100% of the image with aspect ratio in
+[3/4, 4/3] (Inception / torchvision `RandomResizedCrop`), resizes it to `image_size` (bilinear)
+and flips it with probability 1/2; evaluation resizes the shorter side to
+`round(image_size * 256 / 224)` (256 for 224, 259 for AlexNet's 227) and takes the central
+`image_size` square. Pixels are decoded by PIL (tfds decodes with PIL when OpenCV is absent;
+encoded bytes, e.g. from `tfds.decode.SkipDecoding()`, are decoded here with PIL too).
+
+Normalisation: pixels are scaled to [0, 1], then, when `standardize` is on, each channel has the
+dataset's mean subtracted and is divided by its standard deviation (statistics of the training
+split, below). Augmentation happens only in training (`fetch(indices, rng)` with `rng` not None) and
+draws only from that `rng`, so a batch is a pure function of `(indices, rng)`.
+
+Config keys read (besides `dataset`):
+  data_dir: tfds data directory; None means `$TFDS_DATA_DIR` or `~/tensorflow_datasets`.
+  augment: training augmentation on/off (default: False for mnist, True for cifar10/imagenet2012).
+  standardize: per-channel mean/std normalisation (default: False for mnist, i.e. [0, 1];
+    True for cifar10 and imagenet2012).
+  train_split, eval_split: tfds split strings (defaults above; slices such as 'train[:10%]' work).
+  tfds_name: the tfds name to read, to pin a version or config (e.g. 'imagenet2012:5.0.0');
+    defaults to the dataset name.
+  image_size: ImageNet only, the side of the square crops (default 224; 227 for AlexNet).
+  decode_threads: ImageNet only, threads decoding and resizing a batch (default: CPU count).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import math
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from data.pipeline import ArraySource, Batch, Dataset
+
+# Per-channel statistics of the training splits, pixels scaled to [0, 1].
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+# ImageNet evaluation resizes the shorter side to image_size * 256 / 224, then center-crops.
+IMAGENET_RESIZE_RATIO = 256 / 224
+RRC_SCALE = (0.08, 1.0)
+RRC_RATIO = (3 / 4, 4 / 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers (also used by data/fashion_mnist.py).
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> str:
+  """`data_dir`, or tfds's default: `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`."""
+  data_dir = data_dir or os.environ.get('TFDS_DATA_DIR') or '~/tensorflow_datasets'
+  return os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
+
+
+def normalizer(mean: Sequence[float] | None = None,
+               std: Sequence[float] | None = None) -> Callable[[Batch], Batch]:
+  """A `transform(batch)` that maps uint8 images `[n, H, W, C]` to float32 and casts labels.
+
+  Pixels become `x / 255` in [0, 1]; with `mean` and `std` (per channel, in [0, 1] units) they
+  become `(x / 255 - mean) / std`. Labels become int32 `[n]`.
+  """
+  scale = np.float32(1 / 255)
+  mean_ = None if mean is None else np.asarray(mean, np.float32)
+  inv_std = None if std is None else (1 / np.asarray(std, np.float32)).astype(np.float32)
+
+  def transform(batch: Batch) -> Batch:
+    images = batch['image'].astype(np.float32) * scale
+    if mean_ is not None:
+      images = (images - mean_) * inv_std
+    return {**batch, 'image': images, 'label': batch['label'].astype(np.int32)}
+
+  return transform
+
+
+def random_crop_flip(batch: Batch, rng: np.random.Generator, pad: int, flip: bool = True) -> Batch:
+  """Pads images by `pad` zero pixels, crops back to the original size at a random offset, flips.
+
+  `batch['image']` is `[n, H, W, C]` (any dtype; zero is the padding value, i.e. black before
+  normalisation). Draws, in this order: offsets `[2, n]` (rows, then columns) uniform in
+  `[0, 2 * pad]`, then, if `flip`, `n` uniforms (flip left-right where < 0.5). Output `[n, H, W, C]`.
+  """
+  images = batch['image']
+  n, h, w, _ = images.shape
+  padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  dy, dx = rng.integers(0, 2 * pad + 1, size=(2, n))
+  rows = dy[:, None] + np.arange(h)[None, :]
+  cols = dx[:, None] + np.arange(w)[None, :]
+  if flip:
+    flips = rng.random(n) < 0.5
+    cols = np.where(flips[:, None], cols[:, ::-1], cols)
+  cropped = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+  return {**batch, 'image': cropped}
+
+
+def not_prepared_message(name: str, data_dir: str) -> str:
+  """One line: how to get a tfds dataset that is not prepared in `data_dir`."""
+  build = f'tfds build {name} --data_dir={data_dir} --file_format=array_record'
+  if name.startswith('imagenet2012'):
+    manual_dir = os.path.join(data_dir, 'downloads', 'manual')
+    return (f"Dataset '{name}' is not prepared in {data_dir}: put ILSVRC2012_img_train.tar and "
+            f'ILSVRC2012_img_val.tar in the tfds manual_dir {manual_dir}/ and run `{build}` '
+            f'(needs TensorFlow, once), or point --config.data_dir at a prepared copy.')
+  return (f"Dataset '{name}' is not prepared in {data_dir}: run `{build}` where TensorFlow is "
+          f'installed (once; nothing is downloaded at run time), or point --config.data_dir at a '
+          f'prepared copy.')
+
+
+def open_split(name: str, split: str, data_dir: str | None, decoders: Any = None):
+  """Opens a prepared tfds split for random access (`len`, `[i]`), never downloading.
+
+  Returns a tfds `ArrayRecordDataSource`; `source[i]` is the decoded example dict.
+
+  Raises:
+    DatasetNotFoundError: the dataset is not prepared in `data_dir` in the array_record format.
+  """
+  import tensorflow_datasets as tfds
+
+  from data import DatasetNotFoundError
+
+  data_dir = resolve_data_dir(data_dir)
+  try:
+    # download=False: offline, tfds would otherwise retry the download for minutes.
+    return tfds.data_source(name, split=split, data_dir=data_dir, download=False,
+                            decoders=decoders)
+  except Exception as error:  # pylint: disable=broad-except
+    try:
+      builder = tfds.builder(name, data_dir=data_dir)
+      prepared = builder.is_prepared()
+    except Exception:  # pylint: disable=broad-except  # e.g. an unknown name or version
+      raise error from None
+    if not prepared:
+      raise DatasetNotFoundError(not_prepared_message(name, data_dir)) from None
+    file_format = getattr(builder.info.file_format, 'value', builder.info.file_format)
+    if file_format != 'array_record':
+      raise DatasetNotFoundError(
+          f"Dataset '{name}' in {builder.data_dir} is stored as {file_format}, which needs "
+          f'TensorFlow to read: re-prepare it with `tfds build {name} --data_dir={data_dir} '
+          f'--file_format=array_record`, or point --config.data_dir at an array_record copy.'
+      ) from None
+    raise
+
+
+def load_arrays(source, chunk: int = 4096) -> dict[str, np.ndarray]:
+  """Reads a whole tfds split into memory.
+
+  Returns `{'image': uint8 [n, H, W, C], 'label': int32 [n]}` in the split's order.
+  """
+  images, labels = [], []
+  for start in range(0, len(source), chunk):
+    keys = list(range(start, min(start + chunk, len(source))))
+    examples = source.__getitems__(keys) if hasattr(source, '__getitems__') else [
+        source[k] for k in keys]
+    images.extend(np.asarray(e['image']) for e in examples)
+    labels.extend(int(e['label']) for e in examples)
+  if not images:
+    raise ValueError(f'{source} is empty')
+  return {'image': np.stack(images).astype(np.uint8, copy=False),
+          'label': np.asarray(labels, np.int32)}
+
+
+def _splits(config, name: str, eval_split: str) -> tuple[str, str, str]:
+  return (config.get('tfds_name', None) or name, config.get('train_split', None) or 'train',
+          config.get('eval_split', None) or eval_split)
+
+
+# ---------------------------------------------------------------------------------------------
+# MNIST and CIFAR-10: small enough to hold in memory; augmentation is vectorised over the batch.
+
+
+def _create_small(config, name: str, *, augment: bool, standardize: bool, mean, std, pad: int,
+                  flip: bool, num_classes: int) -> Dataset:
+  tfds_name, train_split, eval_split = _splits(config, name, 'test')
+  data_dir = config.get('data_dir', None)
+  train = load_arrays(open_split(tfds_name, train_split, data_dir))
+  test = load_arrays(open_split(tfds_name, eval_split, data_dir))
+  transform = normalizer(mean, std) if config.get('standardize', standardize) else normalizer()
+  augment_fn = None
+  if config.get('augment', augment):
+    augment_fn = lambda batch, rng: random_crop_flip(batch, rng, pad=pad, flip=flip)
+  return Dataset(
+      train=ArraySource(train, augment=augment_fn, transform=transform),
+      eval=ArraySource(test, transform=transform),
+      meta={'num_classes': num_classes, 'input_shape': tuple(train['image'].shape[1:])},
+  )
+
+
+def create_mnist(config) -> Dataset:
+  """MNIST, 60,000 train / 10,000 test 28x28x1 digits; pixels in [0, 1] unless `standardize`.
+
+  With `augment` on (off by default): random crop with 2-px zero padding (no flip: digits are not
+  mirror-symmetric).
+  """
+  return _create_small(config, 'mnist', augment=False, standardize=False, mean=MNIST_MEAN,
+                       std=MNIST_STD, pad=2, flip=False, num_classes=10)
+
+
+def create_cifar10(config) -> Dataset:
+  """CIFAR-10, 50,000 train / 10,000 test 32x32x3 images, standard crop/flip and mean/std."""
+  return _create_small(config, 'cifar10', augment=True, standardize=True, mean=CIFAR10_MEAN,
+                       std=CIFAR10_STD, pad=4, flip=True, num_classes=10)
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageNet: decoded, cropped and resized per example, in threads.
+
+
+class ThreadedExampleSource:
+  """Like `pipeline.ExampleSource`, but processes a batch's examples in a thread pool.
+
+  Each example gets its own generator seeded from the batch `rng` (drawn before any work starts),
+  so a batch does not depend on thread scheduling. PIL decoding and resizing release the GIL.
+
+  Args:
+    store: `len()` and `store[i] -> example dict` (tfds `ArrayRecordDataSource`).
+    example_fn: `example_fn(example, rng) -> dict of fixed-shape arrays`; `rng` None in eval.
+    num_threads: worker threads (1: run inline).
+  """
+
+  def __init__(self, store: Any, example_fn: Callable[[dict, np.random.Generator | None], Batch],
+               num_threads: int = 1):
+    self.store = store
+    self.example_fn = example_fn
+    self.num_threads = max(1, int(num_threads))
+    self._pool = None
+
+  def __len__(self) -> int:
+    return len(self.store)
+
+  def _one(self, index: int, seed: int | None) -> Batch:
+    rng = None if seed is None else np.random.default_rng(seed)
+    return self.example_fn(self.store[int(index)], rng)
+
+  def fetch(self, indices: np.ndarray, rng: np.random.Generator | None) -> Batch:
+    indices = np.asarray(indices)
+    seeds = [None] * len(indices) if rng is None else rng.integers(2**63, size=len(indices))
+    if self.num_threads == 1 or len(indices) == 1:
+      examples = [self._one(i, s) for i, s in zip(indices, seeds)]
+    else:
+      if self._pool is None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.num_threads)
+      examples = list(self._pool.map(self._one, indices, seeds))
+    return {name: np.stack([e[name] for e in examples]) for name in examples[0]}
+
+
+def to_pil(image: Any) -> Image.Image:
+  """An RGB PIL image from encoded bytes (JPEG, PNG) or a uint8 array `[H, W, C]` / `[H, W]`."""
+  if isinstance(image, (bytes, np.bytes_)):
+    with Image.open(io.BytesIO(bytes(image))) as encoded:
+      pil = encoded.convert('RGB')
+    return pil
+  array = np.asarray(image, np.uint8)
+  if array.ndim == 3 and array.shape[-1] == 1:
+    array = array[..., 0]
+  return Image.fromarray(array).convert('RGB')
+
+
+def random_resized_crop_box(width: int, height: int, rng: np.random.Generator,
+                            scale: tuple[float, float] = RRC_SCALE,
+                            ratio: tuple[float, float] = RRC_RATIO) -> tuple[int, int, int, int]:
+  """A random crop box `(left, upper, right, lower)` as torchvision's `RandomResizedCrop` draws it.
+
+  Up to 10 tries of area `U(scale) * width * height` and log-uniform aspect ratio `w / h` in
+  `ratio`; a box that fits is placed uniformly. Failing that, the largest central box whose aspect
+  ratio is clamped into `ratio`.
+  """
+  area = width * height
+  log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+  for _ in range(10):
+    target_area = area * rng.uniform(scale[0], scale[1])
+    aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+    w = int(round(math.sqrt(target_area * aspect)))
+    h = int(round(math.sqrt(target_area / aspect)))
+    if 0 < w <= width and 0 < h <= height:
+      top = int(rng.integers(0, height - h + 1))
+      left = int(rng.integers(0, width - w + 1))
+      return left, top, left + w, top + h
+  in_ratio = width / height
+  if in_ratio < ratio[0]:
+    w, h = width, int(round(width / ratio[0]))
+  elif in_ratio > ratio[1]:
+    w, h = int(round(height * ratio[1])), height
+  else:
+    w, h = width, height
+  top, left = (height - h) // 2, (width - w) // 2
+  return left, top, left + w, top + h
+
+
+def resize_center_crop(image: Image.Image, resize: int, size: int) -> Image.Image:
+  """Resizes the shorter side to `resize` (bilinear, aspect kept), then crops the central `size` square."""
+  width, height = image.size
+  if width <= height:
+    new_w, new_h = resize, int(resize * height / width)
+  else:
+    new_w, new_h = int(resize * width / height), resize
+  image = image.resize((new_w, new_h), Image.BILINEAR)
+  top = int(round((new_h - size) / 2))
+  left = int(round((new_w - size) / 2))
+  return image.crop((left, top, left + size, top + size))
+
+
+def imagenet_example_fn(image_size: int = 224, augment: bool = True, mean=IMAGENET_MEAN,
+                        std=IMAGENET_STD) -> Callable[[dict, np.random.Generator | None], Batch]:
+  """`example_fn(example, rng)` for ImageNet-style examples of any size.
+
+  Training (`rng` not None and `augment`): random-resized crop to `image_size` + random flip.
+  Otherwise: resize the shorter side to `round(image_size * 256 / 224)`, central crop.
+  Returns `{'image': float32 [image_size, image_size, 3], 'label': int32 []}`.
+  """
+  resize = int(round(image_size * IMAGENET_RESIZE_RATIO))
+  transform = normalizer(mean, std)
+
+  def example_fn(example: dict, rng: np.random.Generator | None) -> Batch:
+    image = to_pil(example['image'])
+    if rng is not None and augment:
+      box = random_resized_crop_box(image.width, image.height, rng)
+      image = image.resize((image_size, image_size), Image.BILINEAR, box=box)
+      if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    else:
+      image = resize_center_crop(image, resize, image_size)
+    pixels = np.asarray(image, np.uint8)[None]
+    batch = transform({'image': pixels, 'label': np.asarray([example['label']])})
+    return {'image': batch['image'][0], 'label': batch['label'][0]}
+
+  return example_fn
+
+
+def create_imagenet2012(config) -> Dataset:
+  """ILSVRC-2012 classification: 1,281,167 train / 50,000 validation images, 1,000 classes.
+
+  Images are `[image_size, image_size, 3]` float32, standardised with the ImageNet mean/std
+  (unless `standardize` is False: [0, 1]).
+  """
+  tfds_name, train_split, eval_split = _splits(config, 'imagenet2012', 'validation')
+  data_dir = config.get('data_dir', None)
+  image_size = int(config.get('image_size', 224))
+  threads = int(config.get('decode_threads', None) or os.cpu_count() or 1)
+  standardize = config.get('standardize', True)
+  mean, std = (IMAGENET_MEAN, IMAGENET_STD) if standardize else (None, None)
+  augment = config.get('augment', True)
+  train = open_split(tfds_name, train_split, data_dir)
+  evaluation = open_split(tfds_name, eval_split, data_dir)
+  return Dataset(
+      train=ThreadedExampleSource(
+          train, imagenet_example_fn(image_size, augment, mean, std), threads),
+      eval=ThreadedExampleSource(
+          evaluation, imagenet_example_fn(image_size, False, mean, std), threads),
+      meta={'num_classes': 1000, 'input_shape': (image_size, image_size, 3)},
+  )

