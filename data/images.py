@@ -81,12 +81,11 @@ def normalizer(mean: Sequence[float] | None = None,
   Pixels become `x / 255` in [0, 1]; with `mean` and `std` (per channel, in [0, 1] units) they
   become `(x / 255 - mean) / std`. Labels become int32 `[n]`.
   """
-  scale = np.float32(1 / 255)
   mean_ = None if mean is None else np.asarray(mean, np.float32)
   inv_std = None if std is None else (1 / np.asarray(std, np.float32)).astype(np.float32)
 
   def transform(batch: Batch) -> Batch:
-    images = batch['image'].astype(np.float32) * scale
+    images = batch['image'].astype(np.float32) / np.float32(255)  # exact: 255 -> 1.0
     if mean_ is not None:
       images = (images - mean_) * inv_std
     return {**batch, 'image': images, 'label': batch['label'].astype(np.int32)}
@@ -170,8 +169,10 @@ def load_arrays(source, chunk: int = 4096) -> dict[str, np.ndarray]:
   images, labels = [], []
   for start in range(0, len(source), chunk):
     keys = list(range(start, min(start + chunk, len(source))))
-    examples = source.__getitems__(keys) if hasattr(source, '__getitems__') else [
-        source[k] for k in keys]
+    try:
+      examples = source.__getitems__(keys)  # one batched read: ~4x faster than source[k]
+    except (AttributeError, TypeError):  # no __getitems__, or tfds.testing.mock_data's broken one
+      examples = [source[k] for k in keys]
     images.extend(np.asarray(e['image']) for e in examples)
     labels.extend(int(e['label']) for e in examples)
   if not images:

@@ -1,0 +1,313 @@
+"""Tests of the tfds image pipelines (data/images.py): MNIST, CIFAR-10, ImageNet.
+
+Two kinds of fake data, neither touching the network:
+  * `tfds.testing.mock_data`: random examples of each dataset's real spec (decoded arrays);
+  * tiny real array_record datasets written under the official names and versions by a throwaway
+    builder (`_write_tfds`), so the pipelines also run tfds's real read path (PNG/JPEG decoding
+    by PIL) without TensorFlow.
+"""
+
+import io
+import os
+import time
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from data import DatasetNotFoundError, images
+import data
+
+
+def _config(data_dir, **overrides):
+  config = ml_collections.ConfigDict({'data_dir': os.fspath(data_dir), 'seed': 0, 'batch_size': 4})
+  config.update(overrides)
+  return config
+
+
+def _mock(name, tmp_path, num_examples=12, **overrides):
+  with tfds.testing.mock_data(num_examples=num_examples):
+    return data.create(_config(tmp_path, dataset=name, **overrides))
+
+
+def _encode(array, fmt):
+  buffer = io.BytesIO()
+  Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(buffer, format=fmt)
+  return buffer.getvalue()
+
+
+def _write_tfds(data_dir, name, version, features, splits):
+  """Writes a tiny array_record dataset that tfds reads as `name:version` from `data_dir`."""
+
+  class Tiny(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    VERSION = tfds.core.Version(version)
+
+    def _info(self):
+      return tfds.core.DatasetInfo(builder=self, features=features, disable_shuffling=True)
+
+    def _split_generators(self, dl_manager):
+      return {split: self._generate_examples(examples) for split, examples in splits.items()}
+
+    def _generate_examples(self, examples):
+      for i, example in enumerate(examples):
+        yield i, example
+
+  Tiny.name = name
+  Tiny(data_dir=os.fspath(data_dir), file_format='array_record').download_and_prepare()
+
+
+# --- Augmentation primitives on hand-made images. ---------------------------------------------
+
+
+def test_random_crop_flip_is_a_padded_crop_flipped_exactly_when_drawn():
+  image = (np.arange(6 * 5 * 2).reshape(6, 5, 2) + 1).astype(np.uint8)  # no zeros inside
+  pad = 2
+  padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
+  batch = {'image': np.stack([image] * 8), 'label': np.arange(8)}
+  seen_flips = set()
+  for seed in range(10):
+    out = images.random_crop_flip(batch, np.random.default_rng(seed), pad=pad)['image']
+    draws = np.random.default_rng(seed)  # the documented draw order: offsets, then flips
+    dy, dx = draws.integers(0, 2 * pad + 1, size=(2, 8))
+    flips = draws.random(8) < 0.5
+    for k in range(8):
+      crop = padded[dy[k]:dy[k] + 6, dx[k]:dx[k] + 5]
+      expected = np.flip(crop, axis=1) if flips[k] else crop
+      np.testing.assert_array_equal(out[k], expected)
+      seen_flips.add(bool(flips[k]))
+  assert seen_flips == {True, False}
+
+
+def test_random_crop_flip_outputs_are_valid_crops_and_vary():
+  image = (np.arange(4 * 4).reshape(4, 4, 1) + 1).astype(np.uint8)
+  padded = np.pad(image, ((1, 1), (1, 1), (0, 0)))
+  candidates = [padded[y:y + 4, x:x + 4] for y in range(3) for x in range(3)]
+  candidates += [np.flip(c, axis=1) for c in candidates]
+  out = images.random_crop_flip({'image': np.stack([image] * 64)}, np.random.default_rng(0),
+                                pad=1)['image']
+  for crop in out:
+    assert any(np.array_equal(crop, c) for c in candidates)
+  assert len({crop.tobytes() for crop in out}) > 9  # many of the 18 candidates appear
+  no_flip = images.random_crop_flip({'image': np.stack([image] * 64)}, np.random.default_rng(0),
+                                    pad=1, flip=False)['image']
+  assert all(any(np.array_equal(crop, c) for c in candidates[:9]) for crop in no_flip)
+
+
+def test_normalizer():
+  batch = {'image': np.array([[[[0, 255, 51]]]], np.uint8), 'label': np.array([3], np.int64)}
+  out = images.normalizer()(batch)
+  assert out['image'].dtype == np.float32 and out['label'].dtype == np.int32
+  np.testing.assert_allclose(out['image'][0, 0, 0], [0, 1, 0.2], rtol=1e-6)
+  out = images.normalizer((0.5, 0.5, 0.2), (0.5, 0.25, 0.1))(batch)
+  np.testing.assert_allclose(out['image'][0, 0, 0], [-1, 2, 0], atol=1e-6)
+
+
+def test_random_resized_crop_box_respects_scale_and_ratio():
+  rng = np.random.default_rng(0)
+  for width, height in [(500, 375), (64, 64), (20, 90)]:
+    for _ in range(200):
+      left, top, right, bottom = images.random_resized_crop_box(width, height, rng)
+      w, h = right - left, bottom - top
+      assert 0 <= left < right <= width and 0 <= top < bottom <= height
+      assert 0.07 <= w * h / (width * height) <= 1.0
+      assert 3 / 4 - 0.1 <= w / h <= 4 / 3 + 0.1
+  # A strip no box of ratio in [3/4, 4/3] fits with enough area: the central clamped box.
+  assert images.random_resized_crop_box(1000, 10, rng) == (493, 0, 506, 10)  # 10 * 4/3 wide
+
+
+def test_imagenet_eval_is_the_center_crop_of_the_resized_image():
+  # Shorter side 256 already: no resampling, so the 224 crop is exact slicing.
+  pixels = np.random.default_rng(0).integers(0, 256, (256, 512, 3), dtype=np.uint8)
+  fn = images.imagenet_example_fn(224, augment=True, mean=None, std=None)
+  out = fn({'image': pixels, 'label': np.int64(7)}, None)
+  assert out['image'].shape == (224, 224, 3) and out['image'].dtype == np.float32
+  assert out['label'] == 7 and out['label'].dtype == np.int32
+  np.testing.assert_array_equal(out['image'], pixels[16:240, 144:368] / np.float32(255))
+  # Other sizes scale the resize proportionally (227 -> shorter side 259) and keep aspect.
+  tall = np.random.default_rng(1).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+  out = images.imagenet_example_fn(227, mean=None, std=None)({'image': tall, 'label': 0}, None)
+  resized = Image.fromarray(tall).resize((259, 388), Image.BILINEAR)
+  expected = np.asarray(resized)[80:307, 16:243]
+  np.testing.assert_array_equal(out['image'], expected / np.float32(255))
+
+
+def test_imagenet_train_crop_and_flip_follow_the_rng():
+  pixels = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+  fn = images.imagenet_example_fn(16, mean=None, std=None)
+  seen_flips = set()
+  for seed in range(8):
+    out = fn({'image': pixels, 'label': 1}, np.random.default_rng(seed))['image']
+    draws = np.random.default_rng(seed)
+    box = images.random_resized_crop_box(80, 60, draws)
+    flip = draws.random() < 0.5
+    crop = np.asarray(Image.fromarray(pixels).resize((16, 16), Image.BILINEAR, box=box))
+    expected = np.flip(crop, axis=1) if flip else crop
+    np.testing.assert_array_equal(out, expected / np.float32(255))
+    seen_flips.add(flip)
+  assert seen_flips == {True, False}
+  # A uniform image stays uniform whatever the crop; grey and encoded inputs work too.
+  grey = np.full((40, 30, 1), 200, np.uint8)
+  for image in (grey, _encode(grey, 'PNG')):
+    out = fn({'image': image, 'label': 0}, np.random.default_rng(0))['image']
+    assert out.shape == (16, 16, 3)
+    np.testing.assert_allclose(out, 200 / 255, atol=1e-6)
+
+
+def test_threaded_source_is_deterministic_whatever_the_thread_count():
+  store = [{'image': np.random.default_rng(i).integers(0, 256, (24 + i, 30, 3), dtype=np.uint8),
+            'label': i} for i in range(6)]
+  fn = images.imagenet_example_fn(8)
+  one = images.ThreadedExampleSource(store, fn, num_threads=1)
+  three = images.ThreadedExampleSource(store, fn, num_threads=3)
+  indices = np.array([5, 0, 3, 3])
+  a = one.fetch(indices, np.random.default_rng(1))
+  b = three.fetch(indices, np.random.default_rng(1))
+  np.testing.assert_array_equal(a['image'], b['image'])
+  np.testing.assert_array_equal(a['label'], [5, 0, 3, 3])
+  assert not np.array_equal(a['image'], one.fetch(indices, np.random.default_rng(2))['image'])
+  np.testing.assert_array_equal(one.fetch(indices, None)['image'], three.fetch(indices, None)['image'])
+
+
+# --- The pipelines on tfds.testing.mock_data. -------------------------------------------------
+
+
+def _check_train_eval(dataset, image_shape):
+  indices = np.arange(4)
+  train = dataset.train.fetch(indices, np.random.default_rng(0))
+  assert train['image'].shape == (4, *image_shape) and train['image'].dtype == np.float32
+  assert train['label'].shape == (4,) and train['label'].dtype == np.int32
+  again = dataset.train.fetch(indices, np.random.default_rng(0))
+  np.testing.assert_array_equal(train['image'], again['image'])
+  evaluation = dataset.eval.fetch(indices, None)
+  assert evaluation['image'].shape == (4, *image_shape)
+  np.testing.assert_array_equal(evaluation['image'], dataset.eval.fetch(indices, None)['image'])
+  # The eval source never augments, even when handed an rng.
+  np.testing.assert_array_equal(
+      evaluation['image'], dataset.eval.fetch(indices, np.random.default_rng(5))['image'])
+  assert dataset.meta['input_shape'] == image_shape
+  return train
+
+
+def test_mnist_mock(tmp_path):
+  dataset = _mock('mnist', tmp_path)
+  assert dataset.meta == {'num_classes': 10, 'input_shape': (28, 28, 1)}
+  assert len(dataset.train) == len(dataset.eval) == 12
+  train = _check_train_eval(dataset, (28, 28, 1))
+  assert 0 <= train['image'].min() and train['image'].max() <= 1
+  # No augmentation by default: training batches are the normalised pixels.
+  raw = dataset.train.arrays['image'][:4]
+  np.testing.assert_array_equal(train['image'], raw / np.float32(255))
+  augmented = _mock('mnist', tmp_path, augment=True, standardize=True)
+  everything = np.arange(12)
+  shifted = augmented.train.fetch(everything, np.random.default_rng(0))['image']
+  plain = augmented.train.fetch(everything, None)['image']
+  assert not np.array_equal(shifted, plain)
+  raw_all = augmented.train.arrays['image']
+  np.testing.assert_allclose(plain, (raw_all / 255 - 0.1307) / 0.3081, atol=1e-5)
+
+
+def test_cifar10_mock(tmp_path):
+  dataset = _mock('cifar10', tmp_path)
+  assert dataset.meta == {'num_classes': 10, 'input_shape': (32, 32, 3)}
+  train = _check_train_eval(dataset, (32, 32, 3))
+  mean, std = np.array(images.CIFAR10_MEAN), np.array(images.CIFAR10_STD)
+  low, high = (0 - mean) / std, (1 - mean) / std
+  assert (train['image'] >= low - 1e-5).all() and (train['image'] <= high + 1e-5).all()
+  # Eval: exactly the standardised pixels; train: crops and flips that differ across rngs.
+  raw = dataset.eval.arrays['image'][:4]
+  np.testing.assert_allclose(dataset.eval.fetch(np.arange(4), None)['image'],
+                             (raw / 255 - mean) / std, atol=1e-5)
+  other = dataset.train.fetch(np.arange(4), np.random.default_rng(1))
+  assert not np.array_equal(train['image'], other['image'])
+  np.testing.assert_array_equal(train['label'], other['label'])
+  # The augmentation is the documented crop/flip of the raw pixels.
+  expected = images.random_crop_flip({'image': dataset.train.arrays['image'][:4]},
+                                     np.random.default_rng(0), pad=4)['image']
+  np.testing.assert_allclose(train['image'], (expected / 255 - mean) / std, atol=1e-5)
+  plain = _mock('cifar10', tmp_path, augment=False, standardize=False)
+  np.testing.assert_array_equal(plain.train.fetch(np.arange(4), np.random.default_rng(0))['image'],
+                                plain.train.arrays['image'][:4] / np.float32(255))
+
+
+def test_imagenet2012_mock(tmp_path):
+  dataset = _mock('imagenet2012', tmp_path, num_examples=6, image_size=24, decode_threads=2)
+  assert dataset.meta == {'num_classes': 1000, 'input_shape': (24, 24, 3)}
+  assert len(dataset.train) == len(dataset.eval) == 6
+  train = _check_train_eval(dataset, (24, 24, 3))
+  mean, std = np.array(images.IMAGENET_MEAN), np.array(images.IMAGENET_STD)
+  assert (train['image'] >= (0 - mean) / std - 1e-5).all()
+  assert (train['image'] <= (1 - mean) / std + 1e-5).all()
+  other = dataset.train.fetch(np.arange(4), np.random.default_rng(1))
+  assert not np.array_equal(train['image'], other['image'])
+  assert 0 <= train['label'].min() and train['label'].max() < 1000
+
+
+# --- The real tfds read path on tiny array_record datasets. -----------------------------------
+
+
+def test_mnist_reads_a_prepared_array_record_dataset(tmp_path):
+  rng = np.random.default_rng(0)
+  pixels = {split: rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+            for split, n in [('train', 6), ('test', 3)]}
+  features = tfds.features.FeaturesDict({
+      'image': tfds.features.Image(shape=(28, 28, 1)),
+      'label': tfds.features.ClassLabel(num_classes=10)})
+  _write_tfds(tmp_path, 'mnist', '3.0.1', features, {
+      split: [{'image': _encode(p, 'PNG'), 'label': i % 10} for i, p in enumerate(array)]
+      for split, array in pixels.items()})
+  dataset = data.create(_config(tmp_path, dataset='mnist'))
+  assert (len(dataset.train), len(dataset.eval)) == (6, 3)
+  np.testing.assert_array_equal(dataset.train.arrays['image'], pixels['train'])
+  batch = dataset.eval.fetch(np.arange(3), None)
+  np.testing.assert_array_equal(batch['image'], pixels['test'] / np.float32(255))
+  np.testing.assert_array_equal(batch['label'], [0, 1, 2])
+  # Split slicing passes through to tfds.
+  sliced = data.create(_config(tmp_path, dataset='mnist', train_split='train[:4]'))
+  assert len(sliced.train) == 4
+
+
+def test_imagenet2012_reads_jpeg_bytes_of_any_size(tmp_path):
+  rng = np.random.default_rng(0)
+  sizes = [(40, 30), (30, 50), (64, 64)]
+  pixels = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
+  features = tfds.features.FeaturesDict({
+      'file_name': tfds.features.Text(),
+      'image': tfds.features.Image(shape=(None, None, 3), encoding_format='jpeg'),
+      'label': tfds.features.ClassLabel(num_classes=1000)})
+  examples = [{'file_name': f'{i}.JPEG', 'image': _encode(p, 'JPEG'), 'label': 100 * i}
+              for i, p in enumerate(pixels)]
+  _write_tfds(tmp_path, 'imagenet2012', '5.1.0', features,
+              {'train': examples, 'validation': examples[:2]})
+  dataset = data.create(_config(tmp_path, dataset='imagenet2012', image_size=16,
+                                decode_threads=2))
+  assert (len(dataset.train), len(dataset.eval)) == (3, 2)
+  batch = dataset.eval.fetch(np.arange(2), None)
+  assert batch['image'].shape == (2, 16, 16, 3)
+  np.testing.assert_array_equal(batch['label'], [0, 100])
+  # Decoding in tfds (arrays) and here (raw JPEG bytes via SkipDecoding) give the same batch.
+  raw = images.open_split('imagenet2012', 'validation', os.fspath(tmp_path),
+                          decoders={'image': tfds.decode.SkipDecoding()})
+  assert isinstance(raw[0]['image'], bytes)
+  source = images.ThreadedExampleSource(raw, images.imagenet_example_fn(16, augment=False))
+  np.testing.assert_array_equal(source.fetch(np.arange(2), None)['image'], batch['image'])
+  train = dataset.train.fetch(np.arange(3), np.random.default_rng(0))
+  assert train['image'].shape == (3, 16, 16, 3)
+
+
+# --- Missing datasets. ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('name', ['mnist', 'cifar10', 'imagenet2012'])
+def test_missing_dataset_fails_fast_with_a_one_line_hint(tmp_path, name):
+  start = time.monotonic()
+  with pytest.raises(DatasetNotFoundError) as error:
+    data.create(_config(tmp_path / 'empty', dataset=name))
+  assert time.monotonic() - start < 10  # no download retries
+  message = str(error.value)
+  assert '\n' not in message
+  assert '--config.data_dir' in message and f'tfds build {name}' in message
+  if name == 'imagenet2012':
+    assert os.path.join(os.fspath(tmp_path / 'empty'), 'downloads', 'manual') in message
+    assert 'ILSVRC2012_img_train.tar' in message
