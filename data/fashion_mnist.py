@@ -1,4 +1,4 @@
-"""Fashion-MNIST (Xiao, Rasul & Vollgraf 2017) as a tfds builder over its IDX files: `fashion_mnist_idx`.
+"""Fashion-MNIST (Xiao, Rasul & Vollgraf 2017) as the tfds builder `fashion_mnist_idx`.
 
 70,000 28x28 greyscale photos of Zalando articles in 10 balanced classes (60,000 train, 10,000
 test). The data come offline from Debian's `dataset-fashion-mnist` package: run

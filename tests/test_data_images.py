@@ -167,7 +167,8 @@ def test_threaded_source_is_deterministic_whatever_the_thread_count():
   np.testing.assert_array_equal(a['image'], b['image'])
   np.testing.assert_array_equal(a['label'], [5, 0, 3, 3])
   assert not np.array_equal(a['image'], one.fetch(indices, np.random.default_rng(2))['image'])
-  np.testing.assert_array_equal(one.fetch(indices, None)['image'], three.fetch(indices, None)['image'])
+  np.testing.assert_array_equal(one.fetch(indices, None)['image'],
+                                three.fetch(indices, None)['image'])
 
 
 # --- The pipelines on tfds.testing.mock_data. -------------------------------------------------

@@ -115,7 +115,8 @@ def test_builder_prepares_tiny_idx_files_and_reads_them_back_exactly(tmp_path):
                               train_split='train[:8]'))
   assert len(again.train) == 8 and len(again.eval) == 10
   a = again.train.fetch(np.arange(8), np.random.default_rng(0))['image']
-  np.testing.assert_array_equal(a, again.train.fetch(np.arange(8), np.random.default_rng(0))['image'])
+  same = again.train.fetch(np.arange(8), np.random.default_rng(0))['image']
+  np.testing.assert_array_equal(a, same)
   assert not np.array_equal(a, again.train.fetch(np.arange(8), np.random.default_rng(1))['image'])
   expected = fashion_mnist.random_crop_flip(
       {'image': written['train'][0][:8, :, :, None]}, np.random.default_rng(0), pad=2)['image']
