@@ -290,6 +290,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         checkpointer.save(step, state)
         last_good_step = step
         progress.restart_clock(step)
+    if start_step >= total_steps:  # a finished run: report its metrics again
+      final = {f'eval_{k}': v for k, v in
+               evaluate(eval_step, state, dataset.eval, eval_batch_size, mesh, task).items()}
+      if is_main:
+        print(f'Already trained to step {start_step}; evaluated the checkpoint: ' +
+              ', '.join(f'{k} {v:.4f}' for k, v in final.items()), flush=True)
   finally:
     writer.close()
     checkpointer.close()
