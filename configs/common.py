@@ -5,6 +5,7 @@ shortened or re-seeded the same way: `--config.num_train_steps=100 --config.seed
 """
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 def base() -> ml_collections.ConfigDict:
@@ -12,9 +13,9 @@ def base() -> ml_collections.ConfigDict:
   config.seed = 0
   # Data.
   config.dataset = ''
-  config.data_dir = None  # tfds data_dir; None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  config.data_dir = placeholder(str)  # tfds data_dir; None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
   config.batch_size = 128  # global, over all devices and hosts.
-  config.eval_batch_size = None  # None: batch_size.
+  config.eval_batch_size = placeholder(int)  # None: batch_size.
   config.augment = True
   # Model and task.
   config.model = ''
@@ -31,7 +32,7 @@ def base() -> ml_collections.ConfigDict:
   config.warmup_steps = 0
   config.decay_boundaries = ()
   config.decay_factor = 0.1
-  config.grad_clip_norm = None
+  config.grad_clip_norm = placeholder(float)
   config.skip_nonfinite_updates = False
   # Loop.
   config.num_train_steps = 1000

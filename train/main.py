@@ -35,7 +35,8 @@ def _default_workdir(config_path: str) -> str:
 def main(argv: list[str]) -> int:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  logging.getLogger('absl').setLevel(logging.WARNING)
+  for name in ('absl', 'jax', 'orbax'):
+    logging.getLogger(name).setLevel(logging.WARNING)
   from train import checkpoint, trainer  # after flag parsing: importing jax takes a moment
   import data
 
