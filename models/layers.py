@@ -23,7 +23,8 @@ import jax.numpy as jnp
 
 Array = jax.Array
 Dtype = Any
-PrecisionLike = Union[None, str, lax.Precision, tuple[str, str], tuple[lax.Precision, lax.Precision]]
+PrecisionLike = Union[None, str, lax.Precision, tuple[str, str],
+                      tuple[lax.Precision, lax.Precision]]
 IntOrPair = Union[int, Sequence[int]]
 # An int, a pair (height, width), pairs ((top, bottom), (left, right)), or 'SAME' / 'VALID'.
 PaddingLike = Union[str, int, Sequence[int], Sequence[Sequence[int]]]

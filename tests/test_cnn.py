@@ -217,8 +217,9 @@ def test_batch_norm_running_stats_in_vgg():
   variables = _init(model, x)
 
   # Train mode: batch statistics, and running averages move by (1 - momentum) = 0.1.
-  _, state = model.apply(variables, x, train=True, capture_intermediates=True,
-                         mutable=['batch_stats', 'intermediates'])
+  _, state = jax.jit(lambda v, x: model.apply(v, x, train=True, capture_intermediates=True,
+                                              mutable=['batch_stats', 'intermediates']))(
+                                                  variables, x)
   conv1 = state['intermediates']['block1_conv1']['__call__'][0]
   np.testing.assert_allclose(state['batch_stats']['block1_bn1']['mean'],
                              0.1 * conv1.mean(axis=(0, 1, 2)), rtol=1e-5, atol=1e-6)
@@ -228,15 +229,16 @@ def test_batch_norm_running_stats_in_vgg():
   # Eval mode: running averages, so each example is independent of the rest of the batch.
   evaluate = jax.jit(lambda v, x: model.apply(v, x))
   np.testing.assert_allclose(evaluate(variables, x)[:1], evaluate(variables, x[:1]), rtol=1e-6)
-  train_logits = model.apply(variables, x, train=True, mutable=['batch_stats'])[0]
-  train_first = model.apply(variables, x[:2], train=True, mutable=['batch_stats'])[0]
+  train = jax.jit(lambda x: model.apply(variables, x, train=True, mutable=['batch_stats'])[0])
+  train_logits, train_first = train(x), train(x[:2])
   assert not np.allclose(train_logits[:2], train_first, atol=1e-3)
 
   # Fresh running averages (mean 0, var 1) with unit scale make BN the identity up to
   # 1 / sqrt(1 + eps): the net equals the same VGG without BN on the same weights.
   plain = cnn.VGG(config='tiny', num_classes=10, hidden_features=(32,), dropout=0.0)
   params = {k: v for k, v in variables['params'].items() if '_bn' not in k}
-  np.testing.assert_allclose(evaluate(variables, x), plain.apply({'params': params}, x),
+  np.testing.assert_allclose(evaluate(variables, x),
+                             jax.jit(plain.apply)({'params': params}, x),
                              rtol=1e-4, atol=1e-5)
   assert not np.allclose(evaluate(variables, x), train_logits, atol=1e-3)
 
