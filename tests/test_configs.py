@@ -1,0 +1,84 @@
+"""Every experiment config loads, can be overridden from the command line, and trains a few steps.
+
+Datasets that need tfds preparation run on `tfds.testing.mock_data`; digits and Fashion-MNIST run
+on the real data (CI prepares Fashion-MNIST first). Models are shrunk where the full size would
+make the test slow (fewer classifier units, smaller images); the layer structure stays.
+"""
+
+import glob
+import importlib
+import os
+
+import pytest
+import tensorflow_datasets as tfds
+
+from train import trainer
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
+EXPERIMENTS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(CONFIG_DIR, '*.py'))
+                     if not os.path.basename(p).startswith(('_', 'common')))
+
+# (config module, variant) -> overrides that make two steps fast; None: use tfds mock data.
+RUNS = {
+    ('default', ''): {},
+    ('mnist_convnet', ''): {'mock': True},
+    ('fashion_mnist_convnet', ''): {'eval_split': 'test[:64]'},
+    ('fashion_mnist_vgg', ''): {'eval_split': 'test[:64]'},
+    ('cifar10_vgg16_bn', ''): {'mock': True},
+    ('cifar10_vgg16_bn', 'quick'): {'mock': True},
+    ('imagenet_alexnet', ''): {'mock': True, 'image_size': 67,
+                               'model_kwargs': {'hidden_features': (64, 64)}},
+    ('imagenet_vgg16', ''): {'mock': True, 'image_size': 32,
+                             'model_kwargs': {'hidden_features': (64, 64)}},
+    ('imagenet_vgg16', 'bn'): {'mock': True, 'image_size': 32,
+                               'model_kwargs': {'hidden_features': (64, 64)}},
+}
+
+
+def load(name, variant=''):
+  module = importlib.import_module(f'configs.{name}')
+  return module.get_config(variant) if variant else module.get_config()
+
+
+def test_every_experiment_is_covered():
+  assert sorted({name for name, _ in RUNS}) == EXPERIMENTS
+
+
+@pytest.mark.parametrize('name, variant', sorted(RUNS))
+def test_config_has_shared_keys_and_overridable_fields(name, variant):
+  config = load(name, variant)
+  trainer.validate_config(config)
+  for key in ('data_dir', 'model_kwargs', 'eval_batch_size', 'keep_checkpoints', 'log_every_steps'):
+    assert key in config
+  # A None that is not a typed placeholder cannot be set with --config.key=value.
+  for key, value in config.items():
+    if value is None:
+      assert config.get_type(key) is not type(None), f'{name}: {key} is None without a type'
+  assert config.num_train_steps >= config.eval_every_steps or name == 'default'
+
+
+@pytest.mark.parametrize('name, variant', sorted(RUNS))
+def test_config_trains_two_steps(tmp_path, name, variant):
+  config = load(name, variant)
+  overrides = dict(RUNS[name, variant])
+  mock = overrides.pop('mock', False)
+  model_kwargs = overrides.pop('model_kwargs', {})
+  with config.unlocked():
+    config.update(overrides)
+    config.model_kwargs.update(model_kwargs)
+    config.batch_size = 8
+    config.num_train_steps = 2
+    config.warmup_steps = 0
+    config.log_every_steps = 1
+    config.eval_every_steps = 2
+    config.checkpoint_every_steps = 2
+    if config.schedule == 'step':
+      config.decay_boundaries = (1,)
+  if mock:
+    with tfds.testing.mock_data(num_examples=16):
+      final = trainer.train_and_evaluate(config, str(tmp_path))
+  else:
+    final = trainer.train_and_evaluate(config, str(tmp_path))
+  assert 0.0 <= final['eval_accuracy'] <= 1.0
+  assert final['train_loss'] > 0 and final['eval_loss'] > 0
+  assert os.path.isdir(tmp_path / 'checkpoints' / '2')
