@@ -8,7 +8,8 @@ evaluation over a padded last batch is exact.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import importlib
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,20 +19,29 @@ Batch = dict[str, Any]
 Sums = dict[str, jax.Array]
 
 
-class Task(Protocol):
-  """The interface `train.trainer` drives."""
+class Task:
+  """The interface `train.trainer` drives. Subclasses set the loss and metrics.
+
+  `apply` runs the model on a batch; the default calls `apply_fn(variables, *model_inputs(batch))`.
+  A task whose evaluation differs from its training forward pass (e.g. greedy decoding instead of
+  teacher forcing) overrides `apply` and looks at `train`.
+  """
 
   def model_inputs(self, batch: Batch) -> tuple:
     """Positional arguments of `model.apply` after the variables."""
-    ...
+    raise NotImplementedError
+
+  def apply(self, apply_fn, variables, batch: Batch, *, train: bool, rngs=None, mutable=False):
+    return apply_fn(variables, *self.model_inputs(batch), train=train, rngs=rngs, mutable=mutable)
 
   def loss_and_sums(self, outputs: Any, batch: Batch) -> tuple[jax.Array, Sums]:
     """Mean loss over the batch's real examples, and metric sums (with `count`)."""
-    ...
+    raise NotImplementedError
 
   def finalize(self, sums: dict[str, float]) -> dict[str, float]:
-    """Metric values from accumulated sums."""
-    ...
+    """Metric values from accumulated sums; by default each sum divided by `count`."""
+    count = max(sums['count'], 1.0)
+    return {name: value / count for name, value in sums.items() if name != 'count'}
 
 
 def example_weights(batch: Batch, batch_size: int) -> jax.Array:
@@ -42,7 +52,7 @@ def example_weights(batch: Batch, batch_size: int) -> jax.Array:
   return mask.astype(jnp.float32)
 
 
-class Classification:
+class Classification(Task):
   """Softmax cross-entropy over `num_classes`; metrics `loss` and `accuracy` (top-1).
 
   Batch: `image` `[batch, height, width, channels]`, `label` `[batch]` int, optional `mask`.
@@ -67,15 +77,16 @@ class Classification:
     sums = {'loss': (losses * weights).sum(), 'accuracy': (correct * weights).sum(), 'count': count}
     return sums['loss'] / jnp.maximum(count, 1.0), sums
 
-  def finalize(self, sums: dict[str, float]) -> dict[str, float]:
-    count = max(sums['count'], 1.0)
-    return {name: value / count for name, value in sums.items() if name != 'count'}
 
-
-_TASKS = {'classification': Classification}
+# name -> class, or "module:Class" for tasks defined in their own modules (imported on use).
+_TASKS: dict[str, Any] = {'classification': Classification}
 
 
 def create(name: str, **kwargs: Any) -> Task:
   if name not in _TASKS:
     raise ValueError(f"Unknown task '{name}'. Known tasks: {', '.join(sorted(_TASKS))}.")
-  return _TASKS[name](**kwargs)
+  task = _TASKS[name]
+  if isinstance(task, str):
+    module_name, class_name = task.split(':')
+    task = getattr(importlib.import_module(module_name), class_name)
+  return task(**kwargs)

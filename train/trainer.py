@@ -89,8 +89,8 @@ def make_train_step(task: tasks_lib.Task, skip_nonfinite: bool = False):
 
     def loss_fn(params):
       variables = {'params': params, **state.model_state}
-      outputs = state.apply_fn(variables, *task.model_inputs(batch), train=True,
-                               rngs={'dropout': dropout_rng}, mutable=mutable or False)
+      outputs = task.apply(state.apply_fn, variables, batch, train=True,
+                           rngs={'dropout': dropout_rng}, mutable=mutable or False)
       outputs, new_model_state = outputs if mutable else (outputs, {})
       loss, sums = task.loss_and_sums(outputs, batch)
       return loss, (sums, new_model_state)
@@ -117,17 +117,18 @@ def make_eval_step(task: tasks_lib.Task):
 
   def eval_step(state: TrainState, batch: dict[str, jax.Array]):
     variables = {'params': state.params, **state.model_state}
-    outputs = state.apply_fn(variables, *task.model_inputs(batch), train=False)
+    outputs = task.apply(state.apply_fn, variables, batch, train=False)
     return task.loss_and_sums(outputs, batch)[1]
 
   return eval_step
 
 
 def _model_kwargs(config, meta: dict[str, Any]) -> dict[str, Any]:
-  kwargs = dict(config.get('model_kwargs', None) or {})
-  if 'num_classes' in meta:
-    kwargs.setdefault('num_classes', meta['num_classes'])
-  return kwargs
+  """The config's `model_kwargs` over the dataset's defaults (`meta['model_kwargs']`, e.g. a
+  vocabulary size; or `num_classes`)."""
+  defaults = meta.get('model_kwargs',
+                      {'num_classes': meta['num_classes']} if 'num_classes' in meta else {})
+  return {**defaults, **(config.get('model_kwargs', None) or {})}
 
 
 def create_train_state(config, model, tx, sample_batch, task, mesh) -> TrainState:
