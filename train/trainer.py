@@ -132,9 +132,13 @@ def _model_kwargs(config, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_train_state(config, model, tx, sample_batch, task, mesh) -> TrainState:
-  """Initialises parameters on the devices, replicated over the mesh."""
+  """Initialises parameters on the devices, replicated over the mesh.
+
+  The model is initialised on zeros shaped like a whole training batch, so that state a model
+  keeps per example (e.g. a language model's carried recurrent state) has its training shape.
+  """
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  inputs = task.model_inputs({k: np.zeros((1,) + v.shape[1:], v.dtype)
+  inputs = task.model_inputs({k: np.zeros((config.batch_size,) + v.shape[1:], v.dtype)
                               for k, v in sample_batch.items()})
 
   def init():
