@@ -25,7 +25,6 @@ def get_config(variant: str = ''):
   config.augment = True
   config.standardize = True
   config.model = 'vgg16_bn'
-  config.model_kwargs.hidden_features = (512, 512)
   config.batch_size = 128
   config.optimizer = 'sgd'
   config.learning_rate = 0.1
@@ -40,6 +39,7 @@ def get_config(variant: str = ''):
     epochs = 4
   elif variant:
     raise ValueError(f"Unknown variant '{variant}' of cifar10_vgg16_bn; use ':quick' or none.")
+  config.model_kwargs = common.model_kwargs(config.model, hidden_features=(512, 512))
   config.num_train_steps = epochs * epoch
   config.log_every_steps = 50
   config.eval_every_steps = epoch

@@ -34,6 +34,9 @@ def base() -> ml_collections.ConfigDict:
   config.decay_factor = 0.1
   config.grad_clip_norm = placeholder(float)
   config.skip_nonfinite_updates = False
+  # Devices: split parameters and optimiser state over the 'data' axis (FSDP-style) instead of
+  # replicating them; for models that do not fit one device.
+  config.shard_params = False
   # Loop.
   config.num_train_steps = 1000
   config.log_every_steps = 50
@@ -45,3 +48,41 @@ def base() -> ml_collections.ConfigDict:
 
 def steps_for_epochs(epochs: float, num_examples: int, batch_size: int) -> int:
   return int(round(epochs * (num_examples // batch_size)))
+
+
+def model_kwargs(model: str, **values) -> ml_collections.ConfigDict:
+  """`model_kwargs` listing every simple constructor argument of registry model `model`.
+
+  Arguments not given in `values` are typed placeholders (None: the model's own default applies;
+  the trainer drops None values), so each can still be set from the command line, e.g.
+  `--config.model_kwargs.dropout=0.5`, and a misspelled one is refused with a suggestion.
+  """
+  import dataclasses
+  import functools
+
+  import models
+
+  constructor = models.registry()[model]
+  fixed = {}
+  while isinstance(constructor, functools.partial):
+    fixed = {**constructor.keywords, **fixed}
+    constructor = constructor.func
+  kwargs = ml_collections.ConfigDict()
+  for field in dataclasses.fields(constructor):
+    if field.name in ('parent', 'name') or not field.init:
+      continue
+    default = fixed.get(field.name, field.default)
+    if isinstance(default, (bool, int, float, str)):
+      kind = type(default)
+    elif isinstance(default, (tuple, list)):
+      kind = tuple
+    elif default is None or default is dataclasses.MISSING:
+      kind = object
+    else:
+      continue  # initialisers, dtypes and other objects are not command-line material
+    kwargs[field.name] = placeholder(kind)
+  for key, value in values.items():
+    if key not in kwargs:
+      raise KeyError(f"model '{model}' has no argument '{key}'")
+    kwargs[key] = value
+  return kwargs

@@ -15,6 +15,7 @@ def get_config():
   config = common.base()
   config.dataset = 'digits'
   config.model = 'convnet'
+  config.model_kwargs = common.model_kwargs(config.model)
   config.batch_size = 32
   config.optimizer = 'adam'
   config.learning_rate = 2e-3

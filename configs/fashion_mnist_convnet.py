@@ -21,9 +21,7 @@ def get_config():
   config.augment = False
   config.standardize = True
   config.model = 'convnet'
-  config.model_kwargs.batch_norm = True
-  config.model_kwargs.pool = 'max'
-  config.model_kwargs.dropout = 0.3
+  config.model_kwargs = common.model_kwargs(config.model, batch_norm=True, pool='max', dropout=0.3)
   config.batch_size = 128
   config.optimizer = 'adam'
   config.learning_rate = 2e-3

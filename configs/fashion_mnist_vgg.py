@@ -20,6 +20,7 @@ def get_config():
   config.augment = True
   config.standardize = True
   config.model = 'vgg_fashion'
+  config.model_kwargs = common.model_kwargs(config.model)
   config.batch_size = 128
   config.optimizer = 'sgd'
   config.learning_rate = 0.05

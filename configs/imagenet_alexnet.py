@@ -23,6 +23,7 @@ def get_config():
   config.dataset = 'imagenet2012'
   config.image_size = 227
   config.model = 'alexnet'
+  config.model_kwargs = common.model_kwargs(config.model)
   config.batch_size = 128
   config.optimizer = 'sgd'
   config.learning_rate = 0.01

@@ -20,6 +20,7 @@ def get_config(variant: str = ''):
   config.dataset = 'imagenet2012'
   config.image_size = 224
   config.model = 'vgg16_bn' if variant == 'bn' else 'vgg16'
+  config.model_kwargs = common.model_kwargs(config.model)
   config.batch_size = 256
   config.optimizer = 'sgd'
   config.learning_rate = 0.01

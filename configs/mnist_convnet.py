@@ -18,6 +18,7 @@ def get_config():
   config = common.base()
   config.dataset = 'mnist'
   config.model = 'convnet'
+  config.model_kwargs = common.model_kwargs(config.model)
   config.batch_size = 128
   config.optimizer = 'sgd'
   config.learning_rate = 0.1

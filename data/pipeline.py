@@ -124,7 +124,8 @@ def train_batches(source: Source, batch_size: int, seed: int, start_step: int = 
   """Endless training batches starting at `start_step`; the order depends on `(seed, step)` only.
 
   With several processes (hosts), each yields its contiguous `batch_size // process_count` slice of
-  the same global batch, so the global batch does not depend on the number of hosts.
+  the same global batch: the examples do not depend on the number of hosts. Augmentation draws
+  from a per-process generator, so augmented pixels do (statistically equivalent, not identical).
   """
   if batch_size % process_count:
     raise ValueError(f'batch_size {batch_size} does not divide over {process_count} processes.')

@@ -13,28 +13,29 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
-_FAMILIES = ('models.cnn',)
+_FAMILIES = ('models.cnn', 'models.heads', 'models.seq2seq')
 
 
-def _registry() -> dict[str, Callable[..., nn.Module]]:
-  registry: dict[str, Callable[..., nn.Module]] = {}
+def registry() -> dict[str, Callable[..., nn.Module]]:
+  """Registry name -> constructor, over every family."""
+  table: dict[str, Callable[..., nn.Module]] = {}
   for family in _FAMILIES:
-    registry.update(importlib.import_module(family).MODELS)
-  return registry
+    table.update(importlib.import_module(family).MODELS)
+  return table
 
 
 def names() -> list[str]:
-  return sorted(_registry())
+  return sorted(registry())
 
 
 def create(name: str, **overrides: Any) -> nn.Module:
   """Returns the registered model `name`, with constructor arguments overridden by `overrides`."""
-  registry = _registry()
-  if name not in registry:
-    close = difflib.get_close_matches(name, registry, n=1)
+  table = registry()
+  if name not in table:
+    close = difflib.get_close_matches(name, table, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ''
-    raise ValueError(f"Unknown model '{name}'.{hint} Known models: {', '.join(sorted(registry))}.")
+    raise ValueError(f"Unknown model '{name}'.{hint} Known models: {', '.join(sorted(table))}.")
   try:
-    return registry[name](**overrides)
+    return table[name](**overrides)
   except TypeError as error:
     raise ValueError(f"Bad model_kwargs for '{name}': {error}") from None

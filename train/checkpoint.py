@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import sys
+import tempfile
+import time
 from typing import Any
 
 import jax
@@ -43,33 +47,103 @@ class Checkpointer:
     return sorted(self._manager.all_steps())
 
   def save(self, step: int, state: Any) -> None:
-    self._manager.save(int(step), args=ocp.args.StandardSave(state), force=True)
-    self._manager.wait_until_finished()
+    """Saves `state` as checkpoint `step`; raises OSError with one line if it cannot be written.
+
+    Orbax reports a failed write (full disk, quota, permissions) from several background threads;
+    their output is held back and replaced by that one line.
+    """
+    with _stderr_held_back() as held:
+      try:
+        self._manager.save(int(step), args=ocp.args.StandardSave(state), force=True)
+        self._manager.wait_until_finished()
+      except Exception as error:  # orbax wraps OS errors in ValueError and others
+        held.discard = True
+        raise OSError(f'cannot write checkpoint {step} in {self.directory}: '
+                      f'{_write_failure(error)}; free some disk space or use another '
+                      '--workdir') from None
 
   def restore(self, target: Any) -> tuple[Any, int] | None:
     """Restores the newest readable checkpoint into the structure, shapes and shardings of `target`.
 
-    Returns (state, step), or None if the workdir has no checkpoint. Damaged checkpoints are
-    reported and skipped; if none can be read, raises CheckpointError.
+    Returns (state, step), or None if the workdir has no checkpoint. A checkpoint that cannot be
+    read (truncated or corrupted files) is reported with its path, moved aside to
+    `workdir/damaged_checkpoints/`, and the next older one is tried; if none can be read, raises
+    CheckpointError.
     """
-    steps = self.all_steps()
-    if not steps:
-      return None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     failures = []
-    for step in reversed(steps):
+    for step in reversed(self.all_steps()):
       try:
         state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
       except Exception as error:  # orbax raises many types for unreadable or mismatched files
         path = os.path.join(self.directory, str(step))
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        log.warning('Checkpoint %s cannot be restored (%s); trying an older one.', path, reason[:300])
-        failures.append(f'{path}: {reason[:300]}')
+        reason = ' '.join(str(error).split())[:300] or type(error).__name__
+        moved = self._move_aside(step)
+        message = (f'Checkpoint {path} cannot be restored ({reason}); moved it to {moved} and '
+                   'trying the previous one.')
+        log.warning(message)
+        if jax.process_index() == 0:
+          print(f'warning: {message}', file=sys.stderr, flush=True)
+        failures.append(f'{path}: {reason}')
         continue
       return state, step
-    raise CheckpointError(
-        f'No checkpoint in {self.directory} could be restored ({"; ".join(failures)}). '
-        'Delete the directory to start afresh, or point --workdir elsewhere.')
+    if failures:
+      raise CheckpointError(
+          f'No checkpoint in {self.directory} could be restored ({"; ".join(failures)}). '
+          'The damaged ones were moved aside; run again to start afresh, or restore them.')
+    return None
+
+  def _move_aside(self, step: int) -> str:
+    """Moves a damaged checkpoint out of orbax's sight, so new saves of that step are possible."""
+    target_dir = os.path.join(os.path.dirname(self.directory), 'damaged_checkpoints')
+    target = os.path.join(target_dir, f'{step}-{int(time.time())}')
+    if jax.process_index() == 0:
+      os.makedirs(target_dir, exist_ok=True)
+      shutil.move(os.path.join(self.directory, str(step)), target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f'move_aside_{step}')
+    self._manager.reload()
+    return target
 
   def close(self) -> None:
     self._manager.close()
+
+
+_WRITE_FAILURES = ('No space left on device', 'File too large', 'Disk quota exceeded',
+                   'Permission denied', 'Read-only file system')
+
+
+def _write_failure(error: Exception) -> str:
+  text = ' '.join(str(error).split())
+  for reason in _WRITE_FAILURES:
+    if reason in text:
+      return reason
+  return text[:200] or type(error).__name__
+
+
+class _stderr_held_back:
+  """Redirects file descriptor 2 to a temporary file; replays it on exit unless `discard`."""
+
+  def __init__(self):
+    self.discard = False
+
+  def __enter__(self):
+    sys.stderr.flush()
+    self._saved = os.dup(2)
+    self._file = tempfile.TemporaryFile()
+    os.dup2(self._file.fileno(), 2)
+    return self
+
+  def __exit__(self, *exc_info):
+    sys.stderr.flush()
+    os.dup2(self._saved, 2)
+    os.close(self._saved)
+    if not self.discard:
+      self._file.seek(0)
+      text = self._file.read()
+      if text:
+        sys.stderr.buffer.write(text)
+        sys.stderr.flush()
+    self._file.close()
+    return False

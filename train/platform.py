@@ -63,3 +63,27 @@ def compile(function: Callable, *example_args: Any, **jit_kwargs: Any):
       if 'ynn' not in str(error).lower():
         raise
   return lowered.compile()
+
+
+def state_shardings(abstract_state: Any, mesh: Mesh, shard_params: bool,
+                    min_size: int = 2 ** 14) -> Any:
+  """Shardings for the train state: replicated, or FSDP-style with `shard_params`.
+
+  With `shard_params`, every array of at least `min_size` elements is split over the 'data' axis
+  along its largest dimension that the number of devices divides (parameters and optimiser state
+  alike); XLA gathers them where a step needs them whole. Smaller arrays stay replicated.
+  """
+  devices = mesh.shape[DATA_AXIS]
+
+  def sharding(leaf):
+    shape = getattr(leaf, 'shape', ())
+    if not shard_params or devices == 1 or int(np.prod(shape, dtype=np.int64)) < min_size:
+      return replicated(mesh)
+    for axis in sorted(range(len(shape)), key=lambda a: -shape[a]):
+      if shape[axis] % devices == 0:
+        spec = [None] * len(shape)
+        spec[axis] = DATA_AXIS
+        return NamedSharding(mesh, P(*spec))
+    return replicated(mesh)
+
+  return jax.tree.map(sharding, abstract_state)

