@@ -1,5 +1,6 @@
 """Tests of models/rnn.py: the equations (NumPy), PyTorch with copied weights, length masking."""
 
+import functools
 import time
 
 import flax.linen as nn
@@ -59,7 +60,12 @@ def _zeros(cell_type, batch, hidden):
 
 
 def _init(module, *args):
-  return module.init(jax.random.PRNGKey(0), *args)
+  return jax.jit(module.init)(jax.random.PRNGKey(0), *args)
+
+
+def _apply(module, variables, *args, **kwargs):
+  """`module.apply` compiled as one program (faster here than running op by op)."""
+  return jax.jit(functools.partial(module.apply, **kwargs))(variables, *args)
 
 
 # Cells.
@@ -75,7 +81,7 @@ def test_cell_step_by_step_matches_numpy_equations(cell_type):
   p = variables['params']
   expected_carry = _zeros(cell_type, batch, hidden)
   for t in range(steps):
-    carry, h = cell.apply(variables, carry, xs[t])
+    carry, h = _apply(cell, variables, carry, xs[t])
     expected_carry, expected_h = _numpy_step(cell_type, p, expected_carry, xs[t])
     np.testing.assert_allclose(h, expected_h, **TOL)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **TOL), carry, expected_carry)
@@ -101,7 +107,7 @@ def test_relu_rnn_cell():
   cell = rnn.SimpleRNNCell(4, activation='relu')
   x = _rng(2).standard_normal((2, 3)).astype(np.float32)
   variables = _init(cell, cell.zero_carry(2), x)
-  carry, h = cell.apply(variables, cell.zero_carry(2) + 0.5, x)
+  carry, h = _apply(cell, variables, cell.zero_carry(2) + 0.5, x)
   expected, _ = _numpy_step('rnn', variables['params'], np.full((2, 4), 0.5, np.float32), x, 'relu')
   np.testing.assert_allclose(h, expected, **TOL)
   assert (np.asarray(h) >= 0).all()
@@ -116,7 +122,7 @@ def test_layer_matches_numpy_loop(cell_type):
   layer = rnn.RNN(hidden, cell_type)
   x = _rng(3).standard_normal((batch, steps, features)).astype(np.float32)
   variables = _init(layer, x)
-  outputs, (final,) = layer.apply(variables, x)
+  outputs, (final,) = _apply(layer, variables, x)
   carry = _zeros(cell_type, batch, hidden)
   for t in range(steps):
     carry, h = _numpy_step(cell_type, variables['params']['l0'], carry, x[:, t])
@@ -159,7 +165,7 @@ def test_layer_matches_torch_with_copied_weights(cell_type, num_layers, bidirect
     else:
       expected, h_n = reference(torch.tensor(x), torch.tensor(h0))
       initial = tuple(h0)
-  outputs, finals = layer.apply(variables, x, initial_carry=initial)
+  outputs, finals = _apply(layer, variables, x, initial_carry=initial)
   assert outputs.shape == (batch, steps, dirs * hidden)
   np.testing.assert_allclose(outputs, expected.numpy(), **TOL)
   np.testing.assert_allclose(np.stack([rnn.hidden_state(c) for c in finals]), h_n.numpy(), **TOL)
@@ -179,7 +185,7 @@ def test_lengths_match_torch_packed_sequences():
   with torch.no_grad():
     out, (h_n, c_n) = reference(packed)
   expected, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=steps)
-  outputs, finals = layer.apply(variables, x, lengths)
+  outputs, finals = _apply(layer, variables, x, lengths)
   np.testing.assert_allclose(outputs, expected.numpy(), **TOL)
   np.testing.assert_allclose(np.stack([c[0] for c in finals]), h_n.numpy(), **TOL)
   np.testing.assert_allclose(np.stack([c[1] for c in finals]), c_n.numpy(), **TOL)
@@ -196,9 +202,9 @@ def test_padding_never_changes_results(cell_type):
   x = _rng(8).standard_normal((batch, steps, features)).astype(np.float32)
   variables = _init(layer, x)
   padded = np.where(np.arange(steps)[None, :, None] < lengths[:, None, None], x, 99.0)
-  outputs, finals = layer.apply(variables, padded, lengths)
+  outputs, finals = _apply(layer, variables, padded, lengths)
   for b, n in enumerate(lengths):
-    alone, alone_finals = layer.apply(variables, x[b:b + 1, :n])
+    alone, alone_finals = _apply(layer, variables, x[b:b + 1, :n])
     np.testing.assert_allclose(outputs[b:b + 1, :n], alone, **TOL)
     np.testing.assert_array_equal(outputs[b, n:], 0.0)
     jax.tree.map(lambda a, e: np.testing.assert_allclose(a[b:b + 1], e, **TOL),
@@ -211,15 +217,15 @@ def test_initial_carry_is_honoured_with_lengths():
   variables = _init(layer, x)
   initial = tuple(_rng(10).standard_normal((2, 2, 4)).astype(np.float32))
   lengths = np.array([5, 2])
-  out_a, fin_a = layer.apply(variables, x, lengths, initial)
-  out_b, _ = layer.apply(variables, x, lengths)
+  out_a, fin_a = _apply(layer, variables, x, lengths, initial)
+  out_b, _ = _apply(layer, variables, x, lengths)
   assert not np.allclose(out_a, out_b)
   # The second sequence alone, from its own initial carry, gives the same.
-  alone, fin_alone = layer.apply(variables, x[1:, :2], None, tuple(c[1:] for c in initial))
+  alone, fin_alone = _apply(layer, variables, x[1:, :2], None, tuple(c[1:] for c in initial))
   np.testing.assert_allclose(out_a[1:, :2], alone, **TOL)
   jax.tree.map(lambda a, e: np.testing.assert_allclose(a[1:], e, **TOL), fin_a, fin_alone)
   # A length-0 sequence keeps its initial carry.
-  _, fin_zero = layer.apply(variables, x, np.array([5, 0]), initial)
+  _, fin_zero = _apply(layer, variables, x, np.array([5, 0]), initial)
   np.testing.assert_allclose(fin_zero[0][1], initial[0][1])
 
 
@@ -229,7 +235,7 @@ def test_recurrence_is_one_scan_and_long_sequences_compile_fast():
   variables = _init(layer, short)
 
   def forward(x):
-    return layer.apply(variables, x, jnp.array([x.shape[1], 1]))[0]
+    return _apply(layer, variables, x, jnp.array([x.shape[1], 1]))[0]
 
   text_short = str(jax.make_jaxpr(forward)(short))
   long = jnp.zeros((2, 2000, 3))
@@ -261,10 +267,10 @@ def test_dropout_between_layers_in_training_only():
   layer = rnn.RNN(16, 'lstm', num_layers=2, dropout=0.5)
   x = _rng(12).standard_normal((2, 4, 3)).astype(np.float32)
   variables = _init(layer, x)
-  eval_a, _ = layer.apply(variables, x)
-  eval_b, _ = layer.apply(variables, x, train=False)
+  eval_a, _ = _apply(layer, variables, x)
+  eval_b, _ = _apply(layer, variables, x, train=False)
   np.testing.assert_array_equal(eval_a, eval_b)
-  train_out, _ = layer.apply(variables, x, train=True, rngs={'dropout': jax.random.PRNGKey(1)})
+  train_out, _ = _apply(layer, variables, x, train=True, rngs={'dropout': jax.random.PRNGKey(1)})
   assert not np.allclose(train_out, eval_a)
 
 
@@ -272,7 +278,7 @@ def test_output_layer_is_a_dense_on_the_outputs_and_return_carry_option():
   layer = rnn.RNN(4, 'rnn', return_carry=False)
   x = _rng(13).standard_normal((2, 3, 2)).astype(np.float32)
   variables = _init(layer, x)
-  hidden = layer.apply(variables, x)
+  hidden = _apply(layer, variables, x)
   assert hidden.shape == (2, 3, 4)
   head = nn.Dense(5)
   y = head.apply(head.init(jax.random.PRNGKey(1), hidden), hidden)
