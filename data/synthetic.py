@@ -1,0 +1,196 @@
+"""Synthetic sequence-to-sequence tasks: multi-digit addition, sequence reversal, date formats.
+
+Each task is a deterministic set of (source string, target string) problems drawn from
+`data_seed`: `train_size + test_size` distinct problems (no source string twice), the first
+`test_size` held out for evaluation, so no test problem appears in training. Strings are
+encoded character by character in a per-task vocabulary with PAD=0, BOS=1, EOS=2, padded to
+fixed maximum lengths that depend on the task's settings only.
+
+  addition  '123+45' -> '168': each operand has 1..num_digits digits (digit count uniform,
+            then the value uniform); source length 2*num_digits+1, target num_digits+1.
+  reversal  'hdbfa' -> 'afbdh': min_length..max_length symbols from the first alphabet_size
+            lower-case letters.
+  dates     'March 5, 2021', 'Mar 5, 2021', '5 March 2021', '05/03/21' (day/month/year),
+            '05.03.2021', 'march 5 2021', 'Friday, March 5, 2021', '5-Mar-2021' -> '2021-03-05'
+            for days from 1950-01-01 to 2049-12-31 (two-digit years 50-99 are 19xx).
+
+Batches (`fetch`): `inputs` `[B, S]` int32 (source ids, PAD after the end), `input_lengths` `[B]`
+int32, `decoder_inputs` `[B, T]` int32 (BOS + target, PAD), `targets` `[B, T]` int32 (target +
+EOS, PAD), `target_mask` `[B, T]` bool (True on target and EOS), with T = max target length + 1.
+
+Config keys (read with defaults, so a config sets only what it changes):
+  data_seed (0): seed of the problem set; the training `seed` does not change the problems.
+  train_size, test_size: number of problems (defaults 50,000 and 2,000).
+  num_digits (3): addition operand digits.
+  min_length (1), max_length (10), alphabet_size (10): reversal.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Callable, Sequence
+
+import numpy as np
+
+from data.pipeline import ArraySource, Dataset
+
+PAD, BOS, EOS = 0, 1, 2
+SPECIALS = ('<pad>', '<bos>', '<eos>')
+
+Problem = tuple[str, str]
+
+
+class Vocabulary:
+  """Characters <-> ids; ids 0, 1, 2 are PAD, BOS, EOS, then `chars` in order."""
+
+  def __init__(self, chars: str):
+    if len(set(chars)) != len(chars) or any(ord(c) > 127 for c in chars):
+      raise ValueError(f'vocabulary characters must be distinct ASCII, got {chars!r}')
+    self.chars = chars
+    self.tokens = SPECIALS + tuple(chars)
+    self._lookup = np.full(128, -1, np.int32)
+    self._lookup[[ord(c) for c in chars]] = np.arange(len(SPECIALS), len(self.tokens))
+
+  def __len__(self) -> int:
+    return len(self.tokens)
+
+  def encode(self, strings: Sequence[str], length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Strings -> (ids `[n, length]` int32, PAD-padded; lengths `[n]` int32)."""
+    lengths = np.array([len(s) for s in strings], np.int32)
+    if len(strings) and lengths.max() > length:
+      raise ValueError(f'a string is longer ({lengths.max()}) than the maximum length {length}')
+    raw = np.array([s.encode('ascii') for s in strings], dtype=f'S{length}')
+    codes = raw.view(np.uint8).reshape(len(strings), length)
+    ids = np.where(codes == 0, PAD, self._lookup[codes])
+    if (ids < 0).any():
+      bad = sorted({chr(c) for c in codes[ids < 0]})
+      raise ValueError(f'characters {bad} are not in the vocabulary {self.chars!r}')
+    return ids.astype(np.int32), lengths
+
+  def decode(self, ids: Sequence[int]) -> str:
+    """Ids -> string, stopping at the first EOS and skipping PAD and BOS."""
+    out = []
+    for i in ids:
+      i = int(i)
+      if i == EOS:
+        break
+      if i >= len(SPECIALS):
+        out.append(self.tokens[i])
+    return ''.join(out)
+
+
+def encode_problems(problems: Sequence[Problem], vocab: Vocabulary, source_length: int,
+                    target_length: int) -> dict[str, np.ndarray]:
+  """Problems -> the batch arrays described in the module docstring (T = target_length + 1)."""
+  sources, targets = zip(*problems) if problems else ((), ())
+  inputs, input_lengths = vocab.encode(sources, source_length)
+  target_ids, lengths = vocab.encode(targets, target_length)
+  n = len(problems)
+  with_eos = np.concatenate([target_ids, np.zeros((n, 1), np.int32)], axis=1)
+  with_eos[np.arange(n), lengths] = EOS
+  decoder_inputs = np.concatenate([np.full((n, 1), BOS, np.int32), target_ids], axis=1)
+  target_mask = np.arange(target_length + 1)[None, :] <= lengths[:, None]
+  return {'inputs': inputs, 'input_lengths': input_lengths, 'decoder_inputs': decoder_inputs,
+          'targets': with_eos, 'target_mask': target_mask}
+
+
+def unique_problems(sample: Callable[[np.random.Generator], Problem], count: int,
+                    rng: np.random.Generator, what: str) -> list[Problem]:
+  """`count` problems with distinct sources, drawn by `sample(rng)` in a reproducible order."""
+  seen: dict[str, str] = {}
+  tries = 0
+  while len(seen) < count:
+    tries += 1
+    if tries > 20 * count + 1000:
+      raise ValueError(f'cannot draw {count} distinct {what} problems (only {len(seen)} found); '
+                       'lower train_size/test_size or enlarge the task')
+    source, target = sample(rng)
+    seen.setdefault(source, target)
+  return list(seen.items())
+
+
+# The tasks.
+
+
+def _number(rng: np.random.Generator, max_digits: int) -> int:
+  digits = int(rng.integers(1, max_digits + 1))
+  low = 0 if digits == 1 else 10 ** (digits - 1)
+  return int(rng.integers(low, 10 ** digits))
+
+
+def addition_problem(rng: np.random.Generator, num_digits: int) -> Problem:
+  a, b = _number(rng, num_digits), _number(rng, num_digits)
+  return f'{a}+{b}', str(a + b)
+
+
+def reversal_problem(rng: np.random.Generator, min_length: int, max_length: int,
+                     alphabet: str) -> Problem:
+  length = int(rng.integers(min_length, max_length + 1))
+  source = ''.join(alphabet[i] for i in rng.integers(0, len(alphabet), size=length))
+  return source, source[::-1]
+
+
+MONTHS = ('January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September',
+          'October', 'November', 'December')
+DATE_FORMATS = (
+    lambda d: f'{MONTHS[d.month - 1]} {d.day}, {d.year}',
+    lambda d: f'{MONTHS[d.month - 1][:3]} {d.day}, {d.year}',
+    lambda d: f'{d.day} {MONTHS[d.month - 1]} {d.year}',
+    lambda d: f'{d.day:02d}/{d.month:02d}/{d.year % 100:02d}',
+    lambda d: f'{d.day:02d}.{d.month:02d}.{d.year}',
+    lambda d: f'{MONTHS[d.month - 1].lower()} {d.day} {d.year}',
+    lambda d: f'{d:%A}, {MONTHS[d.month - 1]} {d.day}, {d.year}',
+    lambda d: f'{d.day}-{MONTHS[d.month - 1][:3]}-{d.year}',
+)
+FIRST_DATE, LAST_DATE = datetime.date(1950, 1, 1), datetime.date(2049, 12, 31)
+DATE_CHARS = '0123456789 ,./-' + ''.join(sorted(set(
+    ''.join(MONTHS) + ''.join(MONTHS).lower() + 'MondayTuesdayWednesdayThursdayFridaySaturdaySunday'
+) - set(' ')))
+DATE_SOURCE_LENGTH = len('Wednesday, September 30, 2049')
+
+
+def date_problem(rng: np.random.Generator) -> Problem:
+  days = (LAST_DATE - FIRST_DATE).days + 1
+  day = FIRST_DATE + datetime.timedelta(days=int(rng.integers(0, days)))
+  return DATE_FORMATS[int(rng.integers(0, len(DATE_FORMATS)))](day), day.isoformat()
+
+
+def _build(config, name: str, sample: Callable[[np.random.Generator], Problem], vocab: Vocabulary,
+           source_length: int, target_length: int) -> Dataset:
+  train_size = int(config.get('train_size', 50_000))
+  test_size = int(config.get('test_size', 2_000))
+  seed = int(config.get('data_seed', 0))
+  rng = np.random.default_rng([seed, sum(map(ord, name))])
+  problems = unique_problems(sample, train_size + test_size, rng, name)
+  test, train = problems[:test_size], problems[test_size:]
+  decode_length = target_length + 1
+  return Dataset(
+      train=ArraySource(encode_problems(train, vocab, source_length, target_length)),
+      eval=ArraySource(encode_problems(test, vocab, source_length, target_length)),
+      meta={'model_kwargs': {'vocab_size': len(vocab), 'max_decode_length': decode_length,
+                             'pad_id': PAD, 'bos_id': BOS, 'eos_id': EOS},
+            'vocabulary': vocab, 'source_length': source_length, 'target_length': decode_length,
+            'task': name})
+
+
+def create_addition(config) -> Dataset:
+  """'123+45' -> '168' with operands of up to `num_digits` digits."""
+  n = int(config.get('num_digits', 3))
+  return _build(config, 'addition', lambda rng: addition_problem(rng, n),
+                Vocabulary('0123456789+'), 2 * n + 1, n + 1)
+
+
+def create_reversal(config) -> Dataset:
+  """A string of `min_length`..`max_length` letters -> the string reversed."""
+  low, high = int(config.get('min_length', 1)), int(config.get('max_length', 10))
+  size = int(config.get('alphabet_size', 10))
+  if not (1 <= low <= high and 1 <= size <= 26):
+    raise ValueError('reversal needs 1 <= min_length <= max_length and 1 <= alphabet_size <= 26')
+  alphabet = 'abcdefghijklmnopqrstuvwxyz'[:size]
+  return _build(config, 'reversal', lambda rng: reversal_problem(rng, low, high, alphabet),
+                Vocabulary(alphabet), high, high)
+
+
+def create_dates(config) -> Dataset:
+  """Dates in eight human formats -> ISO 'YYYY-MM-DD'."""
+  return _build(config, 'dates', date_problem, Vocabulary(DATE_CHARS), DATE_SOURCE_LENGTH, 10)

@@ -1,0 +1,340 @@
+"""Sequence to sequence: an RNN encoder, an RNN decoder with Luong attention, and decoding.
+
+Encoder: embedding -> `rnn.RNN` (LSTM/GRU/RNN, stacked, optionally bidirectional) masked by the
+source lengths; its outputs are the attention memory `[batch, source, H]` and its final carries
+(taken at each sentence's true length) start the decoder.
+
+Decoder (Luong, Pham & Manning 2015): at step t, with `y_{t-1}` the previous target token,
+
+  h_t   = cell([embed(y_{t-1}); h~_{t-1}], h_{t-1})   (h~_{t-1} only with input feeding)
+  c_t, a_t = attention(h_t, encoder outputs)         (dot / general / concat score, models/attention)
+  h~_t  = tanh(W_c [c_t; h_t])                        the attentional hidden state
+  p(y_t | y_<t, x) = softmax(W_s h~_t + b_s)
+
+With `attention=None` it is the plain encoder-decoder baseline (Sutskever et al. 2014; Cho et al.
+2014): `h~_t = h_t`, the whole source reaches the decoder through the encoder's final state.
+
+Training uses teacher forcing (`__call__`): without input feeding the decoder recurrence is a
+scan over hoisted input projections and attention runs for all target steps in one batched
+product; with input feeding attention sits inside the scan. Decoding (`greedy_decode`,
+`beam_search`) is a scan over output positions whose carry holds the decoder state and the last
+prediction; after a sequence emits EOS it emits PAD.
+
+Token ids: PAD 0, BOS 1, EOS 2 by default (data/synthetic.py's vocabularies).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from models import rnn
+from models.attention import LuongAttention
+
+Array = jax.Array
+
+_SCAN = dict(variable_broadcast='params', split_rngs={'params': False, 'dropout': True})
+
+
+def _tile(tree: Any, k: int) -> Any:
+  """Repeats every leaf `[batch, ...]` k times on axis 0: `[batch * k, ...]` (beam-major inside)."""
+  return jax.tree.map(lambda x: jnp.repeat(x, k, axis=0), tree)
+
+
+def _gather_beams(tree: Any, indices: Array, batch: int, k: int) -> Any:
+  """Selects beams: leaves `[batch * k, ...]`, indices `[batch, k]` into the k beams."""
+
+  def gather(x):
+    x = x.reshape((batch, k) + x.shape[1:])
+    idx = indices.reshape((batch, k) + (1,) * (x.ndim - 2))
+    return jnp.take_along_axis(x, idx, axis=1).reshape((batch * k,) + x.shape[2:])
+
+  return jax.tree.map(gather, tree)
+
+
+def length_penalty(length: Array | int, alpha: float) -> Array:
+  """GNMT's length normalisation `((5 + length) / 6) ** alpha` (Wu et al. 2016); 1 at alpha 0."""
+  return ((5.0 + jnp.asarray(length, jnp.float32)) / 6.0) ** alpha
+
+
+class Seq2Seq(nn.Module):
+  """Encoder-decoder with optional Luong attention.
+
+  Attributes:
+    vocab_size: source vocabulary size.
+    target_vocab_size: target vocabulary size (default: `vocab_size`, a shared vocabulary).
+    embed_dim: embedding width (source and target embeddings are separate).
+    hidden_size: encoder hidden size per direction; the decoder's is this times the number of
+      encoder directions (the final forward and reverse states are concatenated to start it).
+    cell_type: 'lstm', 'gru' or 'rnn', for encoder and decoder.
+    num_layers: layers of the encoder and of the decoder.
+    bidirectional_encoder: run the encoder in both directions.
+    attention: 'dot', 'general', 'concat', or None for the no-attention baseline.
+    input_feeding: feed h~_{t-1} to the decoder input (Luong's input feeding); attention only.
+    dropout: on embeddings, between layers and on h~_t (training only).
+    pad_id, bos_id, eos_id: special token ids.
+    max_decode_length: default number of steps for `greedy_decode` / `beam_search`.
+    unroll: scan unroll factor.
+  """
+  vocab_size: int = 16
+  target_vocab_size: int | None = None
+  embed_dim: int = 64
+  hidden_size: int = 128
+  cell_type: str = 'lstm'
+  num_layers: int = 1
+  bidirectional_encoder: bool = False
+  attention: str | None = 'dot'
+  input_feeding: bool = True
+  dropout: float = 0.0
+  pad_id: int = 0
+  bos_id: int = 1
+  eos_id: int = 2
+  max_decode_length: int = 32
+  unroll: int = 1
+
+  @property
+  def decoder_size(self) -> int:
+    return self.hidden_size * (2 if self.bidirectional_encoder else 1)
+
+  @property
+  def _feeds(self) -> bool:
+    return bool(self.attention) and self.input_feeding
+
+  def setup(self):
+    target_vocab = self.target_vocab_size or self.vocab_size
+    self.source_embedding = nn.Embed(self.vocab_size, self.embed_dim)
+    self.target_embedding = nn.Embed(target_vocab, self.embed_dim)
+    self.encoder = rnn.RNN(self.hidden_size, self.cell_type, num_layers=self.num_layers,
+                           bidirectional=self.bidirectional_encoder, dropout=self.dropout,
+                           unroll=self.unroll)
+    size = self.decoder_size
+    self.decoder_cells = [rnn.make_cell(self.cell_type, size) for _ in range(self.num_layers)]
+    if self.attention:
+      self.attention_layer = LuongAttention(self.attention, query_size=size)
+      self.combine = nn.Dense(size, use_bias=False)  # W_c
+      if self.input_feeding:
+        gates = type(self.decoder_cells[0]).num_gates * size
+        self.feed_projection = nn.Dense(gates, use_bias=False)
+    self.output_projection = nn.Dense(target_vocab)  # W_s, b_s
+    self.drop = nn.Dropout(self.dropout)
+
+  # Encoder.
+
+  def encode(self, inputs: Array, input_lengths: Array, train: bool = False) -> dict[str, Any]:
+    """Encodes source tokens `[batch, source]` (int, padded at the end) of `input_lengths` `[batch]`.
+
+    Returns a dict: `memory` `[batch, source, D]` (zero past each length), `mask` `[batch, source]`,
+    `keys` (the attention's precomputed part), `carries` (the decoder's initial carry per layer).
+    """
+    embedded = self.drop(self.source_embedding(inputs), deterministic=not train)
+    memory, finals = self.encoder(embedded, input_lengths, train=train)
+    if self.bidirectional_encoder:  # concatenate each layer's forward and reverse final states
+      finals = tuple(jax.tree.map(lambda f, b: jnp.concatenate([f, b], -1), finals[2 * l],
+                                  finals[2 * l + 1]) for l in range(self.num_layers))
+    mask = jnp.arange(inputs.shape[1])[None, :] < input_lengths[:, None]
+    keys = self.attention_layer.precompute(memory) if self.attention else None
+    return {'memory': memory, 'mask': mask, 'keys': keys, 'carries': tuple(finals)}
+
+  # Decoder pieces.
+
+  def _attend(self, h: Array, encoded: dict[str, Any], train: bool) -> tuple[Array, Array]:
+    """h `[batch, (target,) D]` -> (h~, attention weights `[batch, (target,) source]`)."""
+    if not self.attention:
+      weights = jnp.zeros(h.shape[:-1] + encoded['mask'].shape[-1:], h.dtype)
+      return self.drop(h, deterministic=not train), weights
+    context, weights = self.attention_layer(h, encoded['memory'], encoded['mask'],
+                                            encoded['keys'])
+    h_tilde = jnp.tanh(self.combine(jnp.concatenate([context, h], axis=-1)))
+    return self.drop(h_tilde, deterministic=not train), weights
+
+  def _decoder_step(self, carries, feed, projected, encoded, train):
+    """One decoder step from the projected embedding `[batch, G*D]` of the previous token.
+
+    Returns (carries, h~ `[batch, D]`, logits `[batch, vocab]`, weights `[batch, source]`).
+    """
+    if self._feeds:
+      projected = projected + self.feed_projection(feed)
+    new_carries = []
+    carry, h = self.decoder_cells[0].step(carries[0], projected)
+    new_carries.append(carry)
+    for layer in range(1, self.num_layers):
+      h = self.drop(h, deterministic=not train)
+      carry, h = self.decoder_cells[layer](carries[layer], h)
+      new_carries.append(carry)
+    h_tilde, weights = self._attend(h, encoded, train)
+    return tuple(new_carries), h_tilde, self.output_projection(h_tilde), weights
+
+  def _embed_tokens(self, tokens: Array, train: bool) -> Array:
+    """Previous tokens `[...]` -> layer-0 input projection `[..., G*D]`."""
+    embedded = self.drop(self.target_embedding(tokens), deterministic=not train)
+    return self.decoder_cells[0].project(embedded)
+
+  def _never_emitted(self) -> Array:
+    """`[vocab]`: -1e30 on PAD and BOS, which decoding never emits (EOS ends a sequence), else 0."""
+    vocab = self.target_vocab_size or self.vocab_size
+    ids = jnp.arange(vocab)
+    return jnp.where((ids == self.pad_id) | (ids == self.bos_id), -1e30, 0.0)
+
+  def _zero_feed(self, batch: int, dtype=jnp.float32) -> Array:
+    return jnp.zeros((batch, self.decoder_size), dtype)
+
+  # Training: teacher forcing.
+
+  def __call__(self, inputs: Array, input_lengths: Array, decoder_inputs: Array,
+               train: bool = False, return_attention: bool = False):
+    """Teacher-forced logits.
+
+    Args:
+      inputs: source tokens `[batch, source]` int, padded with PAD at the end.
+      input_lengths: `[batch]` int.
+      decoder_inputs: `[batch, target]` int: BOS followed by the target (shifted right).
+      train: enables dropout (rng 'dropout').
+      return_attention: also return the attention weights.
+
+    Returns:
+      logits `[batch, target, target_vocab]`; with `return_attention`, (logits, weights
+      `[batch, target, source]`), zeros for the no-attention model.
+    """
+    encoded = self.encode(inputs, input_lengths, train)
+    projected = self._embed_tokens(jnp.swapaxes(decoder_inputs, 0, 1), train)  # [T, B, G*D]
+    if self._feeds:
+
+      def body(module, state, projected_t, encoded):
+        carries, feed = state
+        carries, h_tilde, logits, weights = module._decoder_step(carries, feed, projected_t,
+                                                                 encoded, train)
+        return (carries, h_tilde), (logits, weights)
+
+      scan = nn.scan(body, in_axes=(0, nn.broadcast), unroll=self.unroll, **_SCAN)
+      state = (encoded['carries'], self._zero_feed(inputs.shape[0], projected.dtype))
+      _, (logits, weights) = scan(self, state, projected, encoded)
+      logits, weights = jnp.swapaxes(logits, 0, 1), jnp.swapaxes(weights, 0, 1)
+    else:  # the recurrence does not see attention: hoisted projections, batched attention
+      h = projected
+      for layer, cell in enumerate(self.decoder_cells):
+        if layer:
+          h = cell.project(self.drop(h, deterministic=not train))
+        _, h = rnn.scan_steps(cell.step_fn(), encoded['carries'][layer], h, unroll=self.unroll)
+      h_tilde, weights = self._attend(jnp.swapaxes(h, 0, 1), encoded, train)
+      logits = self.output_projection(h_tilde)
+    return (logits, weights) if return_attention else logits
+
+  # Decoding.
+
+  def greedy_decode(self, inputs: Array, input_lengths: Array,
+                    max_length: int | None = None) -> dict[str, Array]:
+    """Greedy decoding without teacher forcing: each step feeds back its own argmax.
+
+    PAD and BOS are never predicted. Returns a dict: `tokens` `[batch, max_length]` (int32; the
+    prediction up to and including EOS, then PAD), `lengths` `[batch]` (tokens up to and including EOS; max_length if none),
+    `log_prob` `[batch]` (of the emitted tokens up to EOS), `attention` `[batch, max_length,
+    source]` (for plotting; rows after EOS are meaningless).
+    """
+    length = max_length or self.max_decode_length
+    encoded = self.encode(inputs, input_lengths, train=False)
+    batch = inputs.shape[0]
+
+    def body(module, state, encoded):
+      carries, feed, token, finished, log_prob = state
+      carries, h_tilde, logits, weights = module._decoder_step(
+          carries, feed, module._embed_tokens(token, False), encoded, False)
+      log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
+      prediction = jnp.argmax(log_probs + module._never_emitted(), axis=-1).astype(jnp.int32)
+      step_log_prob = jnp.take_along_axis(log_probs, prediction[:, None], axis=-1)[:, 0]
+      log_prob = log_prob + jnp.where(finished, 0.0, step_log_prob)
+      prediction = jnp.where(finished, self.pad_id, prediction)
+      finished = finished | (prediction == self.eos_id)
+      return (carries, h_tilde, prediction, finished, log_prob), (prediction, weights)
+
+    scan = nn.scan(body, in_axes=(nn.broadcast,), length=length, unroll=self.unroll, **_SCAN)
+    state = (encoded['carries'], self._zero_feed(batch), jnp.full((batch,), self.bos_id, jnp.int32),
+             jnp.zeros((batch,), bool), jnp.zeros((batch,), jnp.float32))
+    (_, _, _, _, log_prob), (tokens, weights) = scan(self, state, encoded)
+    tokens = jnp.swapaxes(tokens, 0, 1)
+    return {'tokens': tokens, 'lengths': _lengths(tokens, self.eos_id), 'log_prob': log_prob,
+            'attention': jnp.swapaxes(weights, 0, 1)}
+
+  def beam_search(self, inputs: Array, input_lengths: Array, beam_size: int = 4,
+                  alpha: float = 0.6, max_length: int | None = None) -> dict[str, Array]:
+    """Beam search with GNMT length normalisation, as a scan over output positions.
+
+    The beam holds `beam_size` hypotheses, alive or finished (ended by EOS). Every step extends
+    each alive hypothesis by every token, and carries each finished one over unchanged (it can
+    only be followed by PAD, at no cost); of all these candidates the `beam_size` with the best
+    score `log_prob / length_penalty(length, alpha)` survive, length counting EOS. So finished
+    and alive hypotheses compete for the same places, a finished one stays until better ones
+    push it out, and `beam_size=1` is exactly greedy decoding (for any alpha: one hypothesis's
+    candidates all have the same length). A hypothesis still alive after `max_length` steps is
+    scored at that length. PAD and BOS are never emitted.
+
+    Returns a dict: `tokens` `[batch, max_length]` (the best hypothesis up to and including EOS,
+    then PAD), `beams` `[batch, beam, max_length]` best first, `scores` `[batch, beam]`,
+    `log_prob` `[batch, beam]` (unnormalised), `lengths` `[batch]` of the best.
+    """
+    length = max_length or self.max_decode_length
+    k = beam_size
+    batch = inputs.shape[0]
+    vocab = self.target_vocab_size or self.vocab_size
+    if k > vocab:
+      raise ValueError(f'beam_size {k} is larger than the vocabulary ({vocab})')
+    encoded = _tile(self.encode(inputs, input_lengths, train=False), k)
+    neg_inf = jnp.float32(-1e30)
+    # A finished hypothesis's only continuation: PAD, at log-probability 0.
+    pad_only = jnp.where(jnp.arange(vocab) == self.pad_id, 0.0, neg_inf)
+
+    def body(module, state, step, encoded):
+      carries, feed, tokens, log_prob, finished, lengths = state
+      last = jnp.where(step == 0, self.bos_id, tokens[:, :, jnp.maximum(step - 1, 0)])
+      carries, h_tilde, logits, _ = module._decoder_step(
+          carries, feed, module._embed_tokens(last.reshape(batch * k), False), encoded, False)
+      step_log_probs = jax.nn.log_softmax(logits.astype(jnp.float32)) + module._never_emitted()
+      step_log_probs = jnp.where(finished[:, :, None], pad_only,
+                                 step_log_probs.reshape(batch, k, vocab))
+      candidates = log_prob[:, :, None] + step_log_probs  # [batch, k, vocab]
+      candidate_lengths = jnp.where(finished, lengths, step + 1)
+      scores = candidates / length_penalty(candidate_lengths, alpha)[:, :, None]
+      _, best = jax.lax.top_k(scores.reshape(batch, k * vocab), k)
+      parent, token = best // vocab, (best % vocab).astype(jnp.int32)
+      log_prob = jnp.take_along_axis(candidates.reshape(batch, k * vocab), best, axis=1)
+      tokens = jnp.take_along_axis(tokens, parent[:, :, None], axis=1)
+      tokens = jax.lax.dynamic_update_slice_in_dim(tokens, token[:, :, None], step, axis=2)
+      was_finished = jnp.take_along_axis(finished, parent, axis=1)
+      lengths = jnp.where(was_finished, jnp.take_along_axis(lengths, parent, axis=1), step + 1)
+      finished = was_finished | (token == self.eos_id)
+      carries, feed = _gather_beams((carries, h_tilde), parent, batch, k)
+      return (carries, feed, tokens, log_prob, finished, lengths), None
+
+    scan = nn.scan(body, in_axes=(0, nn.broadcast), unroll=self.unroll, **_SCAN)
+    first = jnp.where(jnp.arange(k) == 0, 0.0, neg_inf)  # all beams start equal: expand one
+    state = (encoded['carries'], self._zero_feed(batch * k),
+             jnp.full((batch, k, length), self.pad_id, jnp.int32),
+             jnp.broadcast_to(first, (batch, k)), jnp.zeros((batch, k), bool),
+             jnp.zeros((batch, k), jnp.int32))
+    (_, _, beams, log_prob, _, lengths), _ = scan(self, state, jnp.arange(length), encoded)
+    scores = log_prob / length_penalty(lengths, alpha)
+    scores, order = jax.lax.top_k(scores, k)  # already ordered, but make sure
+    beams = jnp.take_along_axis(beams, order[:, :, None], axis=1)
+    log_prob = jnp.take_along_axis(log_prob, order, axis=1)
+    return {'tokens': beams[:, 0], 'beams': beams, 'scores': scores, 'log_prob': log_prob,
+            'lengths': jnp.take_along_axis(lengths, order[:, :1], axis=1)[:, 0]}
+
+
+def _lengths(tokens: Array, eos_id: int) -> Array:
+  """Tokens up to and including the first EOS `[batch]`; the full length if there is none."""
+  is_eos = tokens == eos_id
+  return jnp.where(is_eos.any(-1), jnp.argmax(is_eos, -1) + 1, tokens.shape[-1]).astype(jnp.int32)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    'seq2seq': functools.partial(Seq2Seq, attention=None),
+    'seq2seq_attention': functools.partial(Seq2Seq, attention='dot'),
+    'seq2seq_attention_general': functools.partial(Seq2Seq, attention='general'),
+    'seq2seq_attention_concat': functools.partial(Seq2Seq, attention='concat'),
+    'seq2seq_gru_attention': functools.partial(Seq2Seq, attention='dot', cell_type='gru'),
+    # Test-only: a few thousand parameters.
+    'seq2seq_tiny': functools.partial(Seq2Seq, attention='dot', embed_dim=8, hidden_size=16),
+}
