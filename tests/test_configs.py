@@ -18,6 +18,9 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 EXPERIMENTS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(CONFIG_DIR, '*.py'))
                      if not os.path.basename(p).startswith(('_', 'common')))
 
+_SEQ2SEQ = {'train_size': 64, 'test_size': 16, 'eval_batch_size': 8,
+            'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}}
+
 # (config module, variant) -> overrides that make two steps fast; None: use tfds mock data.
 RUNS = {
     ('default', ''): {},
@@ -32,6 +35,10 @@ RUNS = {
                              'model_kwargs': {'hidden_features': (64, 64)}},
     ('imagenet_vgg16', 'bn'): {'mock': True, 'image_size': 32,
                                'model_kwargs': {'hidden_features': (64, 64)}},
+    ('addition_seq2seq', ''): {**_SEQ2SEQ, 'num_digits': 2},
+    ('addition_seq2seq', 'noattention'): {**_SEQ2SEQ, 'num_digits': 2},
+    ('reversal_seq2seq', ''): {**_SEQ2SEQ, 'max_length': 6},
+    ('dates_seq2seq', ''): _SEQ2SEQ,
 }
 
 
