@@ -36,6 +36,17 @@ class MetricWriter:
         self._tensorboard.add_scalar(name, value, step)
     self._tensorboard.flush()
 
+  def add_image(self, tag: str, image: Any, step: int) -> None:
+    """Writes an image `[height, width, 3]` (or `[height, width]`) uint8 to TensorBoard."""
+    if not self.enabled:
+      return
+    import numpy as np
+    image = np.asarray(image)
+    if image.ndim == 2:
+      image = np.repeat(image[..., None], 3, axis=-1)
+    self._tensorboard.add_image(tag, image, int(step), dataformats='HWC')
+    self._tensorboard.flush()
+
   def close(self) -> None:
     if self._tensorboard is not None:
       self._tensorboard.close()

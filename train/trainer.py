@@ -335,6 +335,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         eval_metrics = {f'eval_{k}': v for k, v in
                         evaluate(eval_step, state, dataset.eval, eval_batch_size, mesh, task).items()}
         writer.write(step, eval_metrics)
+        if config.get('tensorboard_images', True):  # filters and feature maps; see train/visualize
+          from train import visualize
+          visualize.write_eval_images(writer, state, dataset, step, config)
         final.update(eval_metrics)
         if is_main:
           print(f'eval at step {step}: ' + ', '.join(f'{k} {v:.4f}' for k, v in eval_metrics.items()),
