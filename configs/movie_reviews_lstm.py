@@ -30,11 +30,9 @@ def get_config():
   config.max_length = placeholder(int)  # None: the longest training snippet, rounded up to 8
   config.length_coverage = 1.0
   config.model = 'bilstm_classifier'
-  config.model_kwargs.embedding_size = 128
-  config.model_kwargs.hidden_size = 128
-  config.model_kwargs.pooling = 'max'
-  config.model_kwargs.embedding_dropout = 0.3
-  config.model_kwargs.dropout = 0.5
+  config.model_kwargs = common.model_kwargs(
+      config.model, embedding_size=128, hidden_size=128, pooling='max', embedding_dropout=0.3,
+      dropout=0.5)
   config.task = 'sequence_classification'
   config.batch_size = 64
   config.optimizer = 'adamw'

@@ -61,13 +61,9 @@ def get_config(variant: str = 'small'):
   config.eval_row_length = 700
   config.eval_context = 35
   config.model = 'lstm_lm'
-  config.model_kwargs.hidden_size = hidden
-  config.model_kwargs.embedding_size = hidden
-  config.model_kwargs.num_layers = 2
-  config.model_kwargs.dropout = dropout
-  config.model_kwargs.init_scale = init_scale
-  config.model_kwargs.forget_bias = 0.0
-  config.model_kwargs.tie_weights = False
+  config.model_kwargs = common.model_kwargs(
+      config.model, hidden_size=hidden, embedding_size=hidden, num_layers=2, dropout=dropout,
+      init_scale=init_scale, forget_bias=0.0, tie_weights=False)
   config.task = 'language_model'
   config.task_kwargs.bits_per_char = False
   config.batch_size = 20

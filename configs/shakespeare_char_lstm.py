@@ -29,10 +29,8 @@ def get_config():
   config.eval_row_length = 1000
   config.eval_context = 100
   config.model = 'lstm_lm'
-  config.model_kwargs.embedding_size = 64
-  config.model_kwargs.hidden_size = 512
-  config.model_kwargs.num_layers = 1
-  config.model_kwargs.dropout = 0.0
+  config.model_kwargs = common.model_kwargs(
+      config.model, embedding_size=64, hidden_size=512, num_layers=1, dropout=0.0)
   config.task = 'language_model'
   config.task_kwargs.bits_per_char = True
   config.batch_size = 64
