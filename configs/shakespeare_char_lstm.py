@@ -38,10 +38,10 @@ def get_config():
   config.optimizer = 'adam'
   config.learning_rate = 2e-3
   config.schedule = 'warmup_cosine'
-  config.warmup_steps = 50
+  config.warmup_steps = 30
   config.grad_clip_norm = 5.0
-  config.num_train_steps = 1000
+  config.num_train_steps = 600
   config.log_every_steps = 50
-  config.eval_every_steps = 500
-  config.checkpoint_every_steps = 250
+  config.eval_every_steps = 300
+  config.checkpoint_every_steps = 300
   return config

@@ -216,12 +216,12 @@ def _symmetric_uniform(scale: float):
 
 
 def sample(model: LanguageModel, params: Any, prompt_ids: Sequence[int], length: int,
-           temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+           temperature: float = 1.0, seed: int = 0, exclude: Sequence[int] = ()) -> np.ndarray:
   """Draws `length` tokens after `prompt_ids` from the language model.
 
   The prompt is read in one call; then each token is drawn from `softmax(logits / temperature)`
   (`temperature=0` takes the most likely token) and fed back, inside one `jax.lax.scan`. The same
-  seed gives the same text.
+  seed gives the same text. Ids in `exclude` (e.g. `<unk>`) are never drawn.
 
   Returns:
     int32 `[length]`: the drawn token ids (without the prompt).
@@ -236,6 +236,8 @@ def sample(model: LanguageModel, params: Any, prompt_ids: Sequence[int], length:
     logits, carry = model.apply(variables, prompt, return_carry=True)
 
     def draw(key, logits):
+      if exclude:
+        logits = logits.at[:, jnp.asarray(exclude)].set(-jnp.inf)
       if temperature == 0:
         return jnp.argmax(logits, -1).astype(jnp.int32)
       return jax.random.categorical(key, logits / temperature).astype(jnp.int32)

@@ -84,8 +84,8 @@ class LanguageModel(Task):
 # Sampling command.
 
 
-def load_for_sampling(workdir: str, step: int | None = None) -> tuple[Any, Any, Any, int]:
-  """(model, params, vocabulary, step) of a language-model run in `workdir`.
+def load_for_sampling(workdir: str, step: int | None = None) -> tuple[Any, Any, dict, int]:
+  """(model, params, dataset meta (with `vocab` and `level`), step) of a language-model run.
 
   The vocabulary is rebuilt from the run's config (the pipeline builds it from the training text
   deterministically); the parameters come from the newest checkpoint (or `step`).
@@ -109,7 +109,7 @@ def load_for_sampling(workdir: str, step: int | None = None) -> tuple[Any, Any, 
     raise ValueError(f'{workdir} has no checkpoint.')
   restored = manager.restore(step, args=ocp.args.StandardRestore())
   manager.close()
-  return model, restored['params'], dataset.meta['vocab'], step
+  return model, restored['params'], dataset.meta, step
 
 
 def generate(model, params, vocab, prompt: str, length: int, temperature: float, seed: int,
@@ -119,7 +119,8 @@ def generate(model, params, vocab, prompt: str, length: int, temperature: float,
   from models import heads
 
   tokens = list(prompt) if level == 'char' else text_lib.word_stream(prompt)[:-1]
-  ids = heads.sample(model, params, vocab.encode(tokens), length, temperature, seed)
+  ids = heads.sample(model, params, vocab.encode(tokens), length, temperature, seed,
+                     exclude=(vocab.unk_id,))
   words = vocab.decode(ids)
   if level == 'char':
     return prompt + ''.join(words)
@@ -137,10 +138,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--step', type=int, default=None, help='checkpoint step (default: newest)')
   args = parser.parse_args(argv)
   try:
-    model, params, vocab, step = load_for_sampling(args.workdir, args.step)
-    level = 'word' if '<eos>' in vocab.tokens else 'char'
-    text = generate(model, params, vocab, args.prompt, args.length, args.temperature, args.seed,
-                    level)
+    model, params, meta, step = load_for_sampling(args.workdir, args.step)
+    text = generate(model, params, meta['vocab'], args.prompt, args.length, args.temperature,
+                    args.seed, meta.get('level', 'char'))
   except (ValueError, OSError, KeyError) as error:
     print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
     return 1
