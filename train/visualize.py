@@ -11,7 +11,8 @@ backend, so no display is needed):
 
 `features` and `attention` read the workdir's `config.json` and its newest checkpoint. With
 `--config=configs/NAME.py[:variant]` instead of a workdir (or with a workdir that has no checkpoint
-yet) they use a freshly initialised model (seed `config.seed`), which shows what training changes.
+yet) they use a freshly initialised model: the parameters a training run with that config starts
+from (`config.seed`), which shows what training changes.
 Pictures go to `DIR/visualize/` unless `--out` says otherwise.
 
 - features: one image (example N of the eval split, or a PNG/JPEG file converted to the model's
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib.util
 import json
 import logging
@@ -174,8 +176,9 @@ def load_run(workdir: str | None = None, config: str | None = None) -> Run:
   else:
     task = tasks_lib.create(cfg.get('task', 'classification'), **(cfg.get('task_kwargs', None) or {}))
     inputs = task.model_inputs(dataset.train.fetch(np.arange(1), None))
-    key = jax.random.PRNGKey(cfg.get('seed', 0))
-    variables = dict(model.init({'params': key, 'dropout': key}, *inputs, train=False))
+    key = jax.random.split(jax.random.PRNGKey(cfg.get('seed', 0)))[0]  # the trainer's init key
+    variables = dict(jax.jit(
+        lambda key: model.init({'params': key, 'dropout': key}, *inputs, train=False))(key))
     step = None
   return Run(config=cfg, dataset=dataset, model=model, variables=variables, step=step)
 
@@ -587,6 +590,7 @@ def decode_with_attention(run: Run, text: str) -> tuple[str, list[str], np.ndarr
   Returns (the output string, the generated tokens up to and including EOS, the attention
   weights `[len(tokens), len(text)]`).
   """
+  import jax
   meta = run.dataset.meta
   model = run.model
   if not hasattr(model, 'greedy_decode') or 'vocabulary' not in meta:
@@ -602,8 +606,9 @@ def decode_with_attention(run: Run, text: str) -> tuple[str, list[str], np.ndarr
     raise UsageError(f'--input {text!r}: {error}') from None
   if not len(text):
     raise UsageError('--input is empty')
-  decoded = model.apply(run.variables, ids, lengths, max_length=meta['target_length'],
-                        method='greedy_decode')
+  decode = jax.jit(functools.partial(model.apply, max_length=meta['target_length'],
+                                     method='greedy_decode'))
+  decoded = decode(run.variables, ids, lengths)
   tokens = np.asarray(decoded['tokens'])[0]
   count = int(np.asarray(decoded['lengths'])[0])
   weights = np.asarray(decoded['attention'], np.float32)[0, :count, :len(text)]
