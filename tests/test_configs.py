@@ -1,7 +1,7 @@
 """Every experiment config loads, can be overridden from the command line, and trains a few steps.
 
-Datasets that need tfds preparation run on `tfds.testing.mock_data`; digits and Fashion-MNIST run
-on the real data (CI prepares Fashion-MNIST first). Models are shrunk where the full size would
+Datasets that need tfds preparation run on `tfds.testing.mock_data`; digits, Fashion-MNIST, the
+movie-review snippets and Shakespeare run on the real data (CI prepares the last three first). Models are shrunk where the full size would
 make the test slow (fewer classifier units, smaller images); the layer structure stays.
 """
 
@@ -39,6 +39,15 @@ RUNS = {
     ('addition_seq2seq', 'noattention'): {**_SEQ2SEQ, 'num_digits': 2},
     ('reversal_seq2seq', ''): {**_SEQ2SEQ, 'max_length': 6},
     ('dates_seq2seq', ''): _SEQ2SEQ,
+    ('movie_reviews_lstm', ''): {'eval_split': 'test[:64]',
+                                 'model_kwargs': {'embedding_size': 8, 'hidden_size': 8}},
+    ('imdb_lstm', ''): {'mock': True, 'max_length': 16,
+                        'model_kwargs': {'embedding_size': 8, 'hidden_size': 8}},
+    ('shakespeare_char_lstm', ''): {'seq_len': 8, 'eval_works': ('phoenix_and_the_turtle',),
+                                    'eval_row_length': 256, 'model_kwargs': {'hidden_size': 16}},
+    **{('ptb_lstm_zaremba', variant): {'mock': True, 'seq_len': 2, 'eval_row_length': 16,
+                                       'model_kwargs': {'hidden_size': 8, 'embedding_size': 8}}
+       for variant in ('small', 'medium', 'large')},
 }
 
 
