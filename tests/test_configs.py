@@ -1,8 +1,9 @@
 """Every experiment config loads, can be overridden from the command line, and trains a few steps.
 
 Datasets that need tfds preparation run on `tfds.testing.mock_data`; digits, Fashion-MNIST, the
-movie-review snippets and Shakespeare run on the real data (CI prepares the last three first). Models are shrunk where the full size would
-make the test slow (fewer classifier units, smaller images); the layer structure stays.
+movie-review snippets and Shakespeare run on the real data (CI prepares the last three first).
+Models are shrunk where the full size would make the test slow (fewer classifier units, smaller
+images, fewer recurrent units); the layer structure stays.
 """
 
 import glob
