@@ -182,9 +182,17 @@ def test_full_disk_is_one_line(tmp_path):
 
 _DUMP = '''
 import sys, numpy as np, jax
-from configs import default
 from train import trainer
-config = default.get_config()
+if sys.argv[3] == 'cnn':  # a ConvNet with batch norm on the digits
+  from configs import default
+  config = default.get_config()
+  config.model_kwargs.batch_norm = True
+else:  # an LSTM encoder-decoder with attention on the addition problems
+  from configs import addition_seq2seq
+  config = addition_seq2seq.get_config()
+  config.train_size, config.test_size, config.eval_batch_size = 512, 64, 64
+  config.model_kwargs.hidden_size, config.model_kwargs.embed_dim = 32, 8
+  config.grad_clip_norm = None
 config.num_train_steps = 10
 config.batch_size = 64
 config.log_every_steps = 10
@@ -193,7 +201,6 @@ config.checkpoint_every_steps = 10
 config.warmup_steps = 0
 config.optimizer = 'sgd'  # Adam's 1/sqrt(v) would amplify float rounding differences early on
 config.learning_rate = 0.05
-config.model_kwargs.batch_norm = True
 config.shard_params = sys.argv[2] == 'fsdp'
 metrics = trainer.train_and_evaluate(config, sys.argv[1])
 import orbax.checkpoint as ocp
@@ -204,9 +211,9 @@ print('DEVICES', jax.device_count(), 'LOSS', repr(metrics['train_loss']))
 '''
 
 
-def _train_on_devices(workdir, devices, mode='replicated'):
+def _train_on_devices(workdir, devices, mode, model):
   env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
-  result = subprocess.run([sys.executable, '-c', _DUMP, workdir, mode], cwd=REPO, env=env,
+  result = subprocess.run([sys.executable, '-c', _DUMP, workdir, mode, model], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   line = [l for l in result.stdout.splitlines() if l.startswith('DEVICES')][-1]
@@ -214,10 +221,11 @@ def _train_on_devices(workdir, devices, mode='replicated'):
   return float(line.split()[3])
 
 
-def test_eight_devices_match_one_device_with_batch_norm(tmp_path):
-  one = _train_on_devices(str(tmp_path / 'one'), 1)
-  eight = _train_on_devices(str(tmp_path / 'eight'), 8)
-  fsdp = _train_on_devices(str(tmp_path / 'fsdp'), 8, 'fsdp')
+@pytest.mark.parametrize('model', ['cnn', 'lstm'])
+def test_eight_devices_match_one_device(tmp_path, model):
+  one = _train_on_devices(str(tmp_path / 'one'), 1, 'replicated', model)
+  eight = _train_on_devices(str(tmp_path / 'eight'), 8, 'replicated', model)
+  fsdp = _train_on_devices(str(tmp_path / 'fsdp'), 8, 'fsdp', model)
   assert eight == pytest.approx(one, rel=1e-4) and fsdp == pytest.approx(one, rel=1e-4)
   reference = np.load(tmp_path / 'one' / 'state.npz')
   for other in ('eight', 'fsdp'):
