@@ -3,14 +3,15 @@ Network Regularization": variants `small`, `medium` and `large`.
 
   python -m train.main --config=configs/ptb_lstm_zaremba.py:small --workdir=workdirs/zaremba_small
 
-| variant | layers x units | dropout | init U(-s, s) | epochs | lr 1, decay after epoch | clip | paper: PTB test perplexity |
-|---------|----------------|---------|---------------|--------|--------------------------|------|----------------------------|
-| small   | 2 x 200        | 0       | 0.1           | 13     | x0.5 per epoch after 4   | 5    | 114.5                      |
-| medium  | 2 x 650        | 0.5     | 0.05          | 39     | /1.2 per epoch after 6   | 5    | 82.7                       |
-| large   | 2 x 1500       | 0.65    | 0.04          | 55     | /1.15 per epoch after 14 | 10   | 78.4                       |
+| variant | layers x units | dropout | init U(-s, s) | epochs | decay per epoch | clip | paper |
+|---------|----------------|---------|---------------|--------|-----------------|------|-------|
+| small   | 2 x 200        | 0       | 0.1           | 13     | x0.5 from 5th   | 5    | 114.5 |
+| medium  | 2 x 650        | 0.5     | 0.05          | 39     | /1.2 from 7th   | 5    | 82.7  |
+| large   | 2 x 1500       | 0.65    | 0.04          | 55     | /1.15 from 15th | 10   | 78.4  |
 
-All: plain SGD, batch 20, truncated BPTT over 35 steps, carried state reset at each epoch,
-gradients clipped by global norm, LSTM forget bias 0, no weight tying, 10,000-word vocabulary.
+("paper": the paper's PTB test perplexity.) All: plain SGD with learning rate 1, batch 20,
+truncated BPTT over 35 steps, carried state reset at each epoch, gradients clipped by global norm,
+LSTM forget bias 0, no weight tying, 10,000-word vocabulary.
 
 Data: the Penn Treebank is not available offline here (DATA.md), so the config reads a tfds text
 corpus named by `tfds_name` through the `tfds_text_lm` pipeline (data/text_tfds.py): by default
@@ -23,7 +24,8 @@ Steps: `num_train_steps` is `epochs x steps per epoch` for PTB's 929,589 trainin
 (1,327 steps of 20 x 35 tokens per epoch, as in the paper's reader); the learning-rate decays
 are placed at fractions of `num_train_steps`, so they land on epoch boundaries of any corpus
 once `num_train_steps` is set to `epochs x` the steps per epoch that the pipeline reports in
-`dataset.meta['steps_per_epoch']` (tiny_shakespeare: set it explicitly).
+`dataset.meta['steps_per_epoch']` (the run's first line shows it too: train examples / batch
+size). When they disagree, the pipeline logs a warning with the value to pass.
 
 Evaluation scores every token of the test split once (rows of 35 x 20 tokens, each preceded by
 35 unscored tokens of context) and reports `eval_perplexity`; the paper evaluates in one pass with

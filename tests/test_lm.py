@@ -104,7 +104,8 @@ def test_language_model_task_metrics_by_hand():
   assert metrics['bits_per_char'] == pytest.approx(1.5 / math.log(2))
   # Uniform over 4 symbols: 2 bits per character, perplexity 4.
   uniform = task.finalize({'loss': 10 * math.log(4), 'accuracy': 0.0, 'count': 10.0})
-  assert uniform['bits_per_char'] == pytest.approx(2.0) and uniform['perplexity'] == pytest.approx(4)
+  assert uniform['bits_per_char'] == pytest.approx(2.0)
+  assert uniform['perplexity'] == pytest.approx(4.0)
   assert 'bits_per_char' not in tasks.create('language_model').finalize({'loss': 1.0, 'count': 1.0})
 
 

@@ -1,4 +1,4 @@
-"""Tests of the sequence classifier (models/heads.py), its task, and a tiny end-to-end sentiment run."""
+"""Tests of the sequence classifier (models/heads.py), its task, and a tiny sentiment run."""
 
 import bz2
 import csv

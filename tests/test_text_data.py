@@ -12,7 +12,6 @@ import csv
 import io
 import os
 import stat
-import sys
 import tarfile
 import zipfile
 

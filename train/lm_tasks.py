@@ -102,7 +102,8 @@ def load_for_sampling(workdir: str, step: int | None = None) -> tuple[Any, Any, 
   dataset = data_lib.create(config)
   if 'vocab' not in dataset.meta:
     raise ValueError(f'{workdir} is not a language-model run (its dataset has no vocabulary).')
-  model = models.create(config.model, **trainer._model_kwargs(config, dataset.meta))  # pylint: disable=protected-access
+  kwargs = trainer._model_kwargs(config, dataset.meta)  # pylint: disable=protected-access
+  model = models.create(config.model, **kwargs)
   manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, 'checkpoints')))
   step = manager.latest_step() if step is None else step
   if step is None:
