@@ -174,7 +174,8 @@ def load_run(workdir: str | None = None, config: str | None = None) -> Run:
   if restored is not None:
     variables, step = restored
   else:
-    task = tasks_lib.create(cfg.get('task', 'classification'), **(cfg.get('task_kwargs', None) or {}))
+    task = tasks_lib.create(cfg.get('task', 'classification'),
+                            **(cfg.get('task_kwargs', None) or {}))
     inputs = task.model_inputs(dataset.train.fetch(np.arange(1), None))
     key = jax.random.split(jax.random.PRNGKey(cfg.get('seed', 0)))[0]  # the trainer's init key
     variables = dict(jax.jit(
@@ -303,9 +304,8 @@ def tile_grid(tiles, columns: int | None = None, pad: int = 1) -> np.ndarray:
     finite = tile[np.isfinite(tile)]
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
     scaled = (tile - low) / (high - low) if high > low else np.where(np.isnan(tile), np.nan, 0.0)
-    r, c = divmod(i, columns)
-    grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = \
-        scaled
+    top, left = (pad + k * (size + pad) for k, size in zip(divmod(i, columns), (h, w)))
+    grid[top:top + h, left:left + w] = scaled
   return grid
 
 
@@ -460,14 +460,14 @@ def write_feature_maps(run: Run, image: np.ndarray, out_dir: str,
   paths.append(save_grid(tile_grid(tile[None], pad=0), os.path.join(out_dir, 'input.png'),
                          f'{input_title} ({_shape(picture)})', cmap='gray'))
   for name, activation in activations.items():
-    if np.ndim(activation) < 2:
+    if not hasattr(activation, 'shape') or np.ndim(activation) < 2:  # e.g. a carry tuple
       continue
     one = np.asarray(activation)[0]
     tiles = feature_tiles(one, max_channels)
     shown = '' if one.ndim != 3 or tiles.shape[0] == one.shape[-1] else \
         f', first {tiles.shape[0]} channels'
-    paths.append(save_grid(tile_grid(tiles), os.path.join(out_dir, f'features_{_file_name(name)}.png'),
-                           f'{name}: output {_shape(one)}{shown}'))
+    path = os.path.join(out_dir, f'features_{_file_name(name)}.png')
+    paths.append(save_grid(tile_grid(tiles), path, f'{name}: output {_shape(one)}{shown}'))
   if convs:
     kernel = np.asarray(_param(run.variables['params'], convs[0], 'kernel'))
     cin = kernel.shape[2]
@@ -571,7 +571,8 @@ def plot_attention(weights, source_tokens: Sequence[str], target_tokens: Sequenc
   ax.set_xlabel('source')
   ax.xaxis.set_label_position('top')
   ax.set_ylabel('generated')
-  fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+  from mpl_toolkits.axes_grid1 import make_axes_locatable
+  fig.colorbar(image, cax=make_axes_locatable(ax).append_axes('right', size=0.15, pad=0.1))
   if title:
     fig.suptitle(title, fontsize=10, y=0.02, va='bottom')
   fig.tight_layout()
@@ -736,7 +737,8 @@ def _parser() -> argparse.ArgumentParser:
 
   attention = commands.add_parser('attention', help='attention heatmap of a seq2seq model')
   attention.add_argument('--workdir', help='training workdir (config.json, newest checkpoint)')
-  attention.add_argument('--config', help='config file for a fresh model: configs/NAME.py[:variant]')
+  attention.add_argument('--config',
+                         help='config file for a fresh model: configs/NAME.py[:variant]')
   attention.add_argument('--input', required=True, help='the source string, e.g. "123+45"')
   attention.add_argument('--out', help='output PNG (default WORKDIR/visualize/attention_INPUT.png)')
 
@@ -774,7 +776,8 @@ def _features(args) -> None:
   else:
     index = args.index or 0
     if not 0 <= index < len(run.dataset.eval):
-      raise UsageError(f'--index {index} is outside the eval split (0..{len(run.dataset.eval) - 1})')
+      raise UsageError(f'--index {index} is outside the eval split '
+                       f'(0..{len(run.dataset.eval) - 1})')
     example = run.dataset.eval.fetch(np.array([index]), None)
     image = np.asarray(example['image'][0], np.float32)
     label = int(example['label'][0]) if 'label' in example else None
