@@ -1,8 +1,9 @@
 """Synthetic sequence-to-sequence tasks: multi-digit addition, sequence reversal, date formats.
 
 Each task is a deterministic set of (source string, target string) problems drawn from
-`data_seed`: `train_size + test_size` distinct problems (no source string twice), the first
-`test_size` held out for evaluation, so no test problem appears in training. Strings are
+`data_seed`: `train_size + test_size` distinct problems (no source string twice), of which a
+random `test_size` are held out for evaluation, so no test problem appears in training and both
+splits follow the same distribution. Strings are
 encoded character by character in a per-task vocabulary with PAD=0, BOS=1, EOS=2, padded to
 fixed maximum lengths that depend on the task's settings only.
 
@@ -162,7 +163,12 @@ def _build(config, name: str, sample: Callable[[np.random.Generator], Problem], 
   seed = int(config.get('data_seed', 0))
   rng = np.random.default_rng([seed, sum(map(ord, name))])
   problems = unique_problems(sample, train_size + test_size, rng, name)
-  test, train = problems[:test_size], problems[test_size:]
+  # Split at random, not by drawing order: early draws hold more of the small sub-populations
+  # (e.g. the 100 one-digit sums) before they run out, so a test set of the first draws would
+  # over-represent what training rarely sees.
+  order = rng.permutation(len(problems))
+  test = [problems[i] for i in order[:test_size]]
+  train = [problems[i] for i in order[test_size:]]
   decode_length = target_length + 1
   return Dataset(
       train=ArraySource(encode_problems(train, vocab, source_length, target_length)),
