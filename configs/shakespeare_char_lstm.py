@@ -36,7 +36,7 @@ def get_config():
   config.batch_size = 64
   config.eval_batch_size = 64
   config.optimizer = 'adam'
-  config.learning_rate = 2e-3
+  config.learning_rate = 5e-3
   config.schedule = 'warmup_cosine'
   config.warmup_steps = 30
   config.grad_clip_norm = 5.0
