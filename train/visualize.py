@@ -574,7 +574,7 @@ def plot_attention(weights, source_tokens: Sequence[str], target_tokens: Sequenc
   from mpl_toolkits.axes_grid1 import make_axes_locatable
   fig.colorbar(image, cax=make_axes_locatable(ax).append_axes('right', size=0.15, pad=0.1))
   if title:
-    fig.suptitle(title, fontsize=10, y=0.02, va='bottom')
+    ax.set_title(title, fontsize=9, y=0, pad=-8, va='top')  # below the map; the source is on top
   fig.tight_layout()
   _makedirs_for(path)
   fig.savefig(path, facecolor='white')
