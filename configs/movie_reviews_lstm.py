@@ -10,7 +10,9 @@ Data: 10,202 train / 1,275 test snippets (fixed seeded 80/10/10 split; `eval_spl
 for model selection), lower-cased words and punctuation, vocabulary of the training words seen at
 least twice, padded to 64 tokens (the longest training snippet has 63).
 Model: embedding 128 -> BiLSTM 2x128 -> max over time (padding masked) -> dropout -> 2 classes.
-Expected: >= 75% test accuracy (majority class: 57.8%); measured: README.md "Results".
+Target >= 75% test accuracy (majority class: 57.8%). Measured: 79.84% (1,275 test snippets;
+74.8 / 81.0 / 78.9 / 79.8% after epochs 1-4), 4 min 22 s wall (1 min 45 s user CPU) on a 2-core
+AMD EPYC CPU shared with other jobs.
 """
 
 from ml_collections.config_dict import placeholder

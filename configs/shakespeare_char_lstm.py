@@ -13,8 +13,11 @@ contiguous streams (data/text.py); evaluation scores every character of Macbeth 
 of 1,000 characters preceded by 100 characters of unscored context.
 Model: embedding 64 -> LSTM 512 -> dense 85 (84 characters + <unk>), Adam with cosine decay,
 gradients clipped to norm 5.
-Expected: test bits per character and time: README.md "Results" (a few minutes of a 2-core CPU
-covers about half an epoch).
+Measured (600 steps = 3.84 M characters, 0.78 epoch): 2.264 bits per character on Macbeth
+(perplexity 4.80, next-character accuracy 53.8%; 2.355 at step 300); 12 min 51 s wall, 10.3 min
+of CPU (8 min 25 s user + 1 min 51 s system) on a 2-core AMD EPYC CPU shared with other jobs.
+Scoring all of Macbeth in one pass from a zero state gives the same 2.2640 (the 100-character
+context makes each row's cold start harmless; without it, 2.2698).
 """
 
 from configs import common
