@@ -34,6 +34,7 @@ def base() -> ml_collections.ConfigDict:
   config.decay_factor = 0.1
   config.grad_clip_norm = placeholder(float)
   config.skip_nonfinite_updates = False
+  config.tensorboard_images = True  # filters and feature maps in TensorBoard at each eval
   # Devices: split parameters and optimiser state over the 'data' axis (FSDP-style) instead of
   # replicating them; for models that do not fit one device.
   config.shard_params = False
