@@ -142,20 +142,25 @@ def run(spec: Benchmark, batch_size: int, repeats: int, steps: int,
   if reference and spec.torch_model is not None:
     import torch
     from train import torch_reference
-    torch_module = spec.torch_model()
-    images = torch.from_numpy(np.ascontiguousarray(batch['image'].transpose(0, 3, 1, 2)))
-    labels = torch.from_numpy(batch['label'].astype(np.int64))
+    # The reference runs where ours does: on the GPU when JAX has one and torch sees CUDA.
+    device = 'cuda' if jax.default_backend() == 'gpu' and torch.cuda.is_available() else 'cpu'
+    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+    torch_module = spec.torch_model().to(device)
+    images = torch.from_numpy(np.ascontiguousarray(batch['image'].transpose(0, 3, 1, 2))).to(device)
+    labels = torch.from_numpy(batch['label'].astype(np.int64)).to(device)
     torch_step = torch_reference.classification_step(torch_module)
 
     def torch_train():
       for _ in range(steps):
         torch_step(images, labels)
+      sync()
 
     def torch_eval():
       torch_module.eval()
       with torch.no_grad():
         for _ in range(steps):
           torch_module(images)
+      sync()
       torch_module.train()
 
   peak = matmul_peak()
@@ -184,7 +189,8 @@ def run(spec: Benchmark, batch_size: int, repeats: int, steps: int,
         'flops_per_s': flops[name] / median, 'peak_flops_per_s': peak,
         'peak_fraction': flops[name] / median / peak,
         'device': f'{jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()})',
-        'reference_impl': 'torch eager, NCHW, float32' if theirs_times else None,
+        'reference_impl': (f'torch {torch.__version__} eager, NCHW, float32, {device}'
+                           if theirs_times else None),
     })
   return records
 
