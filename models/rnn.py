@@ -105,7 +105,7 @@ class RecurrentCell(nn.Module):
     return functools.partial(self._step, self.recurrent_params())
 
   def step(self, carry: Carry, projected: Array) -> tuple[Carry, Array]:
-    """One time step from the projected input `[batch, G*H]`; returns (new carry, h `[batch, H]`)."""
+    """One step from the projected input `[batch, G*H]`; returns (new carry, h `[batch, H]`)."""
     return self.step_fn()(carry, projected)
 
   def __call__(self, carry: Carry, inputs: Array) -> tuple[Carry, Array]:
@@ -321,8 +321,9 @@ class RNN(nn.Module):
         cell = make_cell(self.cell_type, self.hidden_size, self.activation, self.forget_bias,
                          name=f'l{layer}{suffix}')
         projected = cell.project(x)  # one product for all time steps
-        carry, out = scan_steps(cell.step_fn(), initial_carry[layer * self.num_directions + direction],
-                                projected, mask, reverse=bool(direction), unroll=self.unroll)
+        carry = initial_carry[layer * self.num_directions + direction]
+        carry, out = scan_steps(cell.step_fn(), carry, projected, mask, reverse=bool(direction),
+                                unroll=self.unroll)
         finals.append(carry)
         outputs.append(out)
       x = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)

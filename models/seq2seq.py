@@ -7,7 +7,7 @@ source lengths; its outputs are the attention memory `[batch, source, H]` and it
 Decoder (Luong, Pham & Manning 2015): at step t, with `y_{t-1}` the previous target token,
 
   h_t   = cell([embed(y_{t-1}); h~_{t-1}], h_{t-1})   (h~_{t-1} only with input feeding)
-  c_t, a_t = attention(h_t, encoder outputs)         (dot / general / concat score, models/attention)
+  c_t, a_t = attention(h_t, encoder outputs)         (dot, general or concat: models/attention.py)
   h~_t  = tanh(W_c [c_t; h_t])                        the attentional hidden state
   p(y_t | y_<t, x) = softmax(W_s h~_t + b_s)
 
@@ -16,9 +16,9 @@ With `attention=None` it is the plain encoder-decoder baseline (Sutskever et al.
 
 Training uses teacher forcing (`__call__`): without input feeding the decoder recurrence is a
 scan over hoisted input projections and attention runs for all target steps in one batched
-product; with input feeding attention sits inside the scan. Decoding (`greedy_decode`,
-`beam_search`) is a scan over output positions whose carry holds the decoder state and the last
-prediction; after a sequence emits EOS it emits PAD.
+product; with input feeding attention sits inside the scan (the embeddings' input projection is
+still hoisted). Decoding (`greedy_decode`, `beam_search`) is a scan over output positions whose
+carry holds the decoder state and the last prediction; after a sequence emits EOS it emits PAD.
 
 Token ids: PAD 0, BOS 1, EOS 2 by default (data/synthetic.py's vocabularies).
 """
@@ -125,7 +125,7 @@ class Seq2Seq(nn.Module):
   # Encoder.
 
   def encode(self, inputs: Array, input_lengths: Array, train: bool = False) -> dict[str, Any]:
-    """Encodes source tokens `[batch, source]` (int, padded at the end) of `input_lengths` `[batch]`.
+    """Encodes source tokens `[batch, source]` (int, padded at the end), lengths `[batch]`.
 
     Returns a dict: `memory` `[batch, source, D]` (zero past each length), `mask` `[batch, source]`,
     `keys` (the attention's precomputed part), `carries` (the decoder's initial carry per layer).
@@ -230,9 +230,9 @@ class Seq2Seq(nn.Module):
     """Greedy decoding without teacher forcing: each step feeds back its own argmax.
 
     PAD and BOS are never predicted. Returns a dict: `tokens` `[batch, max_length]` (int32; the
-    prediction up to and including EOS, then PAD), `lengths` `[batch]` (tokens up to and including EOS; max_length if none),
-    `log_prob` `[batch]` (of the emitted tokens up to EOS), `attention` `[batch, max_length,
-    source]` (for plotting; rows after EOS are meaningless).
+    prediction up to and including EOS, then PAD), `lengths` `[batch]` (tokens up to and
+    including EOS; max_length if none), `log_prob` `[batch]` (of the emitted tokens up to EOS),
+    `attention` `[batch, max_length, source]` (for plotting; rows after EOS are meaningless).
     """
     length = max_length or self.max_decode_length
     encoded = self.encode(inputs, input_lengths, train=False)

@@ -25,9 +25,20 @@ def _rng(seed=0):
   return np.random.default_rng(seed)
 
 
+_COMPILED = {}
+
+
 def _apply(module, variables, *args, **kwargs):
-  """`module.apply` compiled as one program (much faster here than running op by op)."""
-  return jax.jit(functools.partial(module.apply, **kwargs))(variables, *args)
+  """`module.apply(variables, *args, **kwargs)` compiled as one program, cached per module and
+  keyword arguments (running op by op, or recompiling, is what makes model tests slow)."""
+  try:
+    key = (id(module), tuple(sorted(kwargs.items())))
+    hash(key)
+  except TypeError:  # e.g. an rngs dict: compile without caching
+    return jax.jit(functools.partial(module.apply, **kwargs))(variables, *args)
+  if key not in _COMPILED:
+    _COMPILED[key] = (module, jax.jit(functools.partial(module.apply, **kwargs)))
+  return _COMPILED[key][1](variables, *args)
 
 
 def _softmax(x):
@@ -111,8 +122,9 @@ def _model(**kwargs):
 
 def _sequence_log_prob(model, variables, inputs, lengths, tokens):
   """Teacher-forced log p(tokens | inputs), summed up to and including the first EOS."""
-  decoder_inputs = np.concatenate([np.full((len(tokens), 1), synthetic.BOS), tokens[:, :-1]], 1)
-  logits = _apply(model, variables, inputs, lengths, decoder_inputs)
+  decoder_inputs = np.concatenate([np.full((len(tokens), 1), synthetic.BOS), tokens[:, :-1]],
+                                  1).astype(np.int32)
+  logits, _ = _apply(model, variables, inputs, lengths, decoder_inputs, return_attention=True)
   log_probs = np.asarray(jax.nn.log_softmax(logits))
   picked = np.take_along_axis(log_probs, np.asarray(tokens)[..., None], -1)[..., 0]
   is_eos = np.asarray(tokens) == synthetic.EOS
@@ -122,10 +134,9 @@ def _sequence_log_prob(model, variables, inputs, lengths, tokens):
 
 
 MODEL_VARIANTS = [
-    dict(attention='dot'),
-    dict(attention='general', input_feeding=False),
-    dict(attention='concat', cell_type='gru', num_layers=2),
-    dict(attention=None, bidirectional_encoder=True),
+    dict(attention='dot'),  # input feeding: attention inside the training scan
+    dict(attention='general', input_feeding=False, bidirectional_encoder=True, num_layers=2),
+    dict(attention=None, cell_type='gru'),
 ]
 
 
@@ -136,15 +147,16 @@ def test_greedy_decoding_agrees_with_teacher_forcing(kwargs):
   argmax of the teacher-forced logits given the greedy prefix."""
   model, variables = _model(**kwargs)
   inputs, lengths, _ = _batch()
-  out = _apply(model, variables, inputs, lengths, max_length=5, method='greedy_decode')
+  out = _apply(model, variables, inputs, lengths, max_length=6, method='greedy_decode')
   tokens = np.asarray(out['tokens'])
-  assert tokens.shape == (3, 5) and out['attention'].shape == (3, 5, 6)
+  assert tokens.shape == (3, 6) and out['attention'].shape == (3, 6, 6)
   np.testing.assert_allclose(out['log_prob'],
                              _sequence_log_prob(model, variables, inputs, lengths, tokens), **TOL)
   decoder_inputs = np.concatenate([np.full((3, 1), synthetic.BOS), tokens[:, :-1]], 1)
+  decoder_inputs = decoder_inputs.astype(np.int32)
   logits, weights = _apply(model, variables, inputs, lengths, decoder_inputs,
                                 return_attention=True)
-  valid = np.arange(5)[None, :] < np.asarray(out['lengths'])[:, None]
+  valid = np.arange(6)[None, :] < np.asarray(out['lengths'])[:, None]
   allowed = np.asarray(logits).copy()
   allowed[..., [synthetic.PAD, synthetic.BOS]] = -np.inf  # never emitted
   np.testing.assert_array_equal(np.where(valid, np.argmax(allowed, -1), 0),
@@ -218,14 +230,14 @@ def test_decoding_stops_at_eos():
   bias[synthetic.EOS] = 1e4
   eos_params = {**params, 'output_projection': {**params['output_projection'],
                                                 'bias': jnp.asarray(bias)}}
-  out = _apply(model, {'params': eos_params}, inputs, lengths, max_length=4, method='greedy_decode')
-  np.testing.assert_array_equal(out['tokens'], [[synthetic.EOS, 0, 0, 0]] * 3)
+  out = _apply(model, {'params': eos_params}, inputs, lengths, max_length=6, method='greedy_decode')
+  np.testing.assert_array_equal(out['tokens'], [[synthetic.EOS, 0, 0, 0, 0, 0]] * 3)
   np.testing.assert_array_equal(out['lengths'], [1, 1, 1])
-  beam = _apply(model, {'params': eos_params}, inputs, lengths, beam_size=2, max_length=4,
-                     method='beam_search')
-  np.testing.assert_array_equal(beam['tokens'], [[synthetic.EOS, 0, 0, 0]] * 3)
+  beam = _apply(model, {'params': eos_params}, inputs, lengths, beam_size=4, alpha=0.6,
+                max_length=6, method='beam_search')
+  np.testing.assert_array_equal(beam['tokens'], [[synthetic.EOS, 0, 0, 0, 0, 0]] * 3)
   # An ordinary model: everything after the first EOS is PAD.
-  out = _apply(model, variables, inputs, lengths, max_length=8, method='greedy_decode')
+  out = _apply(model, variables, inputs, lengths, max_length=6, method='greedy_decode')
   for row, n in zip(np.asarray(out['tokens']), np.asarray(out['lengths'])):
     if (row == synthetic.EOS).any():
       assert row[n - 1] == synthetic.EOS and (row[n:] == synthetic.PAD).all()
