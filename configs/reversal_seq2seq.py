@@ -9,8 +9,13 @@ Data (data/synthetic.py): strings of 1-30 letters from a 10-letter alphabet, 50,
 2,000 held-out ones. The no-attention model must squeeze the whole string into the encoder's
 final state; with attention each output step can look up its source position. Model and recipe:
 configs/_seq2seq.py with a 128-unit LSTM (the sequences are long, so steps cost more), 2,000
-steps. Expected: a large exact-match gap between the two variants; measured numbers and times:
-README.md "Results".
+steps.
+
+Measured (2-vCPU AMD EPYC, shared, 2026-11-26), greedy exact match on 2,000 held-out strings,
+overall and by source length 1-10 / 11-20 / 21-30 (552 / 730 / 718 strings):
+  attention (265,677 parameters)      99.95%   99.8 / 100.0 / 100.0%   6 min 49 s wall
+  :noattention (167,373 parameters)   57.80%   98.9 /  74.8 /   8.9%   5 min 04 s wall
+  (beam search, 4 beams, no attention: 64.75%; 99.3 / 84.3 / 18.4%)
 """
 
 from configs import _seq2seq
