@@ -152,7 +152,11 @@ def main(argv: list[str]) -> int:
           checkpoint.CheckpointError, data.DatasetNotFoundError) as error:
     message = ' '.join(str(error).split()) or type(error).__name__
     print(f'error: {message}', file=sys.stderr)
-    return 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Exit at once: library threads (orbax's writers after a failed save) would otherwise print
+    # their own tracebacks while the interpreter shuts down. The workdir is already consistent.
+    os._exit(1)
   if metrics.get('preempted'):
     print(f'Stopped at step {int(metrics["step"])} with a checkpoint; run the same command to '
           f'resume (workdir {workdir}).', flush=True)
