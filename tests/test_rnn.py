@@ -1,6 +1,5 @@
 """Tests of models/rnn.py: the equations (NumPy), PyTorch with copied weights, length masking."""
 
-import functools
 import time
 
 import flax.linen as nn
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 from models import rnn
+from compiled_apply import apply as _apply
 
 torch.set_num_threads(1)
 
@@ -62,21 +62,6 @@ def _zeros(cell_type, batch, hidden):
 def _init(module, *args):
   return jax.jit(module.init)(jax.random.PRNGKey(0), *args)
 
-
-_COMPILED = {}
-
-
-def _apply(module, variables, *args, **kwargs):
-  """`module.apply(variables, *args, **kwargs)` compiled as one program, cached per module and
-  keyword arguments (running op by op, or recompiling, is what makes model tests slow)."""
-  try:
-    key = (id(module), tuple(sorted(kwargs.items())))
-    hash(key)
-  except TypeError:  # e.g. an rngs dict: compile without caching
-    return jax.jit(functools.partial(module.apply, **kwargs))(variables, *args)
-  if key not in _COMPILED:
-    _COMPILED[key] = (module, jax.jit(functools.partial(module.apply, **kwargs)))
-  return _COMPILED[key][1](variables, *args)
 
 
 # Cells.

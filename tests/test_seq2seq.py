@@ -17,6 +17,7 @@ from models import seq2seq
 from models.attention import LuongAttention
 from train import seq_tasks
 from train import trainer
+from compiled_apply import apply as _apply
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -24,21 +25,6 @@ TOL = dict(rtol=1e-5, atol=1e-5)
 def _rng(seed=0):
   return np.random.default_rng(seed)
 
-
-_COMPILED = {}
-
-
-def _apply(module, variables, *args, **kwargs):
-  """`module.apply(variables, *args, **kwargs)` compiled as one program, cached per module and
-  keyword arguments (running op by op, or recompiling, is what makes model tests slow)."""
-  try:
-    key = (id(module), tuple(sorted(kwargs.items())))
-    hash(key)
-  except TypeError:  # e.g. an rngs dict: compile without caching
-    return jax.jit(functools.partial(module.apply, **kwargs))(variables, *args)
-  if key not in _COMPILED:
-    _COMPILED[key] = (module, jax.jit(functools.partial(module.apply, **kwargs)))
-  return _COMPILED[key][1](variables, *args)
 
 
 def _softmax(x):
