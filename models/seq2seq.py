@@ -251,7 +251,8 @@ class Seq2Seq(nn.Module):
       return (carries, h_tilde, prediction, finished, log_prob), (prediction, weights)
 
     scan = nn.scan(body, in_axes=(nn.broadcast,), length=length, unroll=self.unroll, **_SCAN)
-    state = (encoded['carries'], self._zero_feed(batch), jnp.full((batch,), self.bos_id, jnp.int32),
+    state = (encoded['carries'], self._zero_feed(batch, encoded['memory'].dtype),
+             jnp.full((batch,), self.bos_id, jnp.int32),
              jnp.zeros((batch,), bool), jnp.zeros((batch,), jnp.float32))
     (_, _, _, _, log_prob), (tokens, weights) = scan(self, state, encoded)
     tokens = jnp.swapaxes(tokens, 0, 1)
@@ -310,7 +311,7 @@ class Seq2Seq(nn.Module):
 
     scan = nn.scan(body, in_axes=(0, nn.broadcast), unroll=self.unroll, **_SCAN)
     first = jnp.where(jnp.arange(k) == 0, 0.0, neg_inf)  # all beams start equal: expand one
-    state = (encoded['carries'], self._zero_feed(batch * k),
+    state = (encoded['carries'], self._zero_feed(batch * k, encoded['memory'].dtype),
              jnp.full((batch, k, length), self.pad_id, jnp.int32),
              jnp.broadcast_to(first, (batch, k)), jnp.zeros((batch, k), bool),
              jnp.zeros((batch, k), jnp.int32))

@@ -76,11 +76,38 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'learning_rate must be positive, got {config.learning_rate}.')
 
 
-def make_train_step(task: tasks_lib.Task, skip_nonfinite: bool = False):
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
+
+
+def compute_dtype(name: str):
+  """The jnp dtype for `config.compute_dtype`; ValueError naming the choices otherwise."""
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}; got '{name}'.")
+  return COMPUTE_DTYPES[name]
+
+
+def cast_floating(tree: Any, dtype) -> Any:
+  """`tree` with every floating-point array cast to `dtype` (integer and boolean leaves kept)."""
+  if dtype == jnp.float32:
+    return tree
+  return jax.tree.map(
+      lambda x: x.astype(dtype) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x, tree)
+
+
+def _restore_dtypes(tree: Any, like: Any) -> Any:
+  """`tree` cast leaf by leaf to the dtypes of `like` (stored state stays float32)."""
+  return jax.tree.map(lambda x, ref: x.astype(ref.dtype), tree, like)
+
+
+def make_train_step(task: tasks_lib.Task, skip_nonfinite: bool = False, dtype=jnp.float32):
   """Returns `train_step(state, batch) -> (state, sums, stats)`, a pure function for `jax.jit`.
 
   `sums` are the task's metric sums; `stats` are per-step facts the host checks at each log step:
   the gradient norm, whether the step was non-finite, and if so its step number.
+
+  Mixed precision: with `dtype` bfloat16 the forward and backward passes compute in `dtype` (the
+  float32 parameters, model state and floating inputs are cast on entry), while the parameters,
+  their gradients, the optimiser state, the loss and the metric sums stay float32.
   """
 
   def train_step(state: TrainState, batch: dict[str, jax.Array]):
@@ -88,12 +115,12 @@ def make_train_step(task: tasks_lib.Task, skip_nonfinite: bool = False):
     mutable = list(state.model_state)
 
     def loss_fn(params):
-      variables = {'params': params, **state.model_state}
-      outputs = task.apply(state.apply_fn, variables, batch, train=True,
+      variables = cast_floating({'params': params, **state.model_state}, dtype)
+      outputs = task.apply(state.apply_fn, variables, cast_floating(batch, dtype), train=True,
                            rngs={'dropout': dropout_rng}, mutable=mutable or False)
       outputs, new_model_state = outputs if mutable else (outputs, {})
       loss, sums = task.loss_and_sums(outputs, batch)
-      return loss, (sums, new_model_state)
+      return loss.astype(jnp.float32), (sums, _restore_dtypes(new_model_state, state.model_state))
 
     (loss, (sums, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
@@ -112,12 +139,13 @@ def make_train_step(task: tasks_lib.Task, skip_nonfinite: bool = False):
   return train_step
 
 
-def make_eval_step(task: tasks_lib.Task):
-  """Returns `eval_step(state, batch) -> sums` over the batch's unmasked examples."""
+def make_eval_step(task: tasks_lib.Task, dtype=jnp.float32):
+  """Returns `eval_step(state, batch) -> sums` over the batch's unmasked examples (computing in
+  `dtype`, like the train step)."""
 
   def eval_step(state: TrainState, batch: dict[str, jax.Array]):
-    variables = {'params': state.params, **state.model_state}
-    outputs = task.apply(state.apply_fn, variables, batch, train=False)
+    variables = cast_floating({'params': state.params, **state.model_state}, dtype)
+    outputs = task.apply(state.apply_fn, variables, cast_floating(batch, dtype), train=False)
     return task.loss_and_sums(outputs, batch)[1]
 
   return eval_step
@@ -232,6 +260,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   Returns the final metrics (`eval_*` and the last logged `train_*`), plus `step`.
   """
   validate_config(config)
+  dtype = compute_dtype(config.get('compute_dtype', 'float32'))
   is_main = jax.process_index() == 0
   try:
     os.makedirs(workdir, exist_ok=True)
@@ -281,13 +310,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   first_batch = platform.global_batch(next(train_iter), mesh)
   compile_start = time.perf_counter()
   train_step = platform.compile(
-      make_train_step(task, config.get('skip_nonfinite_updates', False)), state, first_batch,
+      make_train_step(task, config.get('skip_nonfinite_updates', False), dtype), state, first_batch,
       donate_argnums=0, in_shardings=(state_sharding, platform.batch_sharded(mesh)),
       out_shardings=(state_sharding, replicated, replicated))
   eval_example = platform.global_batch(
       next(pipeline.eval_batches(dataset.eval, eval_batch_size, jax.process_index(),
                                  jax.process_count())), mesh)
-  eval_step = platform.compile(make_eval_step(task), state, eval_example,
+  eval_step = platform.compile(make_eval_step(task, dtype), state, eval_example,
                                out_shardings=replicated)
   if is_main:
     print(f'Compiled train and eval steps in {time.perf_counter() - compile_start:.1f} s.', flush=True)
