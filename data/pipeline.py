@@ -32,6 +32,10 @@ class Source(Protocol):
     """Returns the examples at `indices` as a dict of arrays, each `[len(indices), ...]`."""
     ...
 
+  # Optional: `train_indices(batch_size, seed, step) -> [batch_size]` global indices read at
+  # `step`, for a source with its own training order (e.g. the contiguous windows of truncated
+  # back-propagation through time); without it, `train_indices` below shuffles every epoch.
+
 
 class ArraySource:
   """A split held in memory as a dict of equally long arrays.
@@ -124,15 +128,18 @@ def train_batches(source: Source, batch_size: int, seed: int, start_step: int = 
   """Endless training batches starting at `start_step`; the order depends on `(seed, step)` only.
 
   With several processes (hosts), each yields its contiguous `batch_size // process_count` slice of
-  the same global batch: the examples do not depend on the number of hosts. Augmentation draws
+  the same global batch: the examples do not depend on the number of hosts. A source with a
+  `train_indices(batch_size, seed, step)` method chooses its own order. Augmentation draws
   from a per-process generator, so augmented pixels do (statistically equivalent, not identical).
   """
   if batch_size % process_count:
     raise ValueError(f'batch_size {batch_size} does not divide over {process_count} processes.')
   per_process = batch_size // process_count
+  order = getattr(source, 'train_indices', None)
   step = start_step
   while True:
-    indices = train_indices(len(source), batch_size, seed, step)
+    indices = (order(batch_size, seed, step) if order is not None
+               else train_indices(len(source), batch_size, seed, step))
     local = indices[process_index * per_process:(process_index + 1) * per_process]
     yield source.fetch(local, np.random.default_rng([seed, step, 1 + process_index]))
     step += 1

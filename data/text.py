@@ -235,23 +235,6 @@ def classification_dataset(train_texts: Sequence[str], train_labels: Sequence[in
 # Language modelling.
 
 
-def step_from_rng(rng: np.random.Generator) -> tuple[int, int]:
-  """(step, process_index) of a training rng made by `pipeline.train_batches`.
-
-  That rng is `np.random.default_rng([seed, step, 1 + process_index])`; its seed sequence keeps
-  the three numbers.
-
-  Raises:
-    ValueError: the rng was seeded some other way.
-  """
-  entropy = getattr(getattr(rng.bit_generator, 'seed_seq', None), 'entropy', None)
-  if not (isinstance(entropy, (list, tuple)) and len(entropy) == 3 and entropy[2] >= 1):
-    raise ValueError(
-        'StreamSource.fetch needs the rng of data.pipeline.train_batches, '
-        f'default_rng([seed, step, 1 + process_index]); got one seeded with {entropy!r}.')
-  return int(entropy[1]), int(entropy[2]) - 1
-
-
 class StreamSource:
   """Truncated-BPTT training windows over one token stream (see the module docstring).
 
@@ -292,17 +275,20 @@ class StreamSource:
     return {'inputs': tokens[:, :-1], 'targets': tokens[:, 1:],
             'weights': np.ones((len(rows), self.seq_len), np.float32), 'reset': window == 0}
 
+  def train_indices(self, batch_size: int, seed: int, step: int) -> np.ndarray:
+    """The global batch at `step`: window `step % windows` of every row, in row order (no
+    shuffling, so each row's carried state continues where the previous step left it)."""
+    del seed
+    if batch_size != self.batch_size:
+      raise ValueError(f'StreamSource was cut into {self.batch_size} rows, but the trainer reads '
+                       f'batches of {batch_size}; build it with the training batch_size.')
+    return (step % self.windows) * self.batch_size + np.arange(batch_size)
+
   def fetch(self, indices: np.ndarray, rng: np.random.Generator | None) -> Batch:
+    """Example `i` is window `i // batch_size` of row `i % batch_size` (no randomness)."""
+    del rng
     indices = np.asarray(indices)
-    if rng is None:  # random access: example i is window i // batch_size of row i % batch_size
-      return self.window(indices // self.batch_size, indices % self.batch_size)
-    step, process_index = step_from_rng(rng)
-    count = len(indices)
-    if self.batch_size % count:
-      raise ValueError(
-          f'StreamSource of {self.batch_size} rows asked for {count} rows per process.')
-    rows = np.arange(process_index * count, (process_index + 1) * count)
-    return self.window(np.full((count,), step % self.windows), rows)
+    return self.window(indices // self.batch_size, indices % self.batch_size)
 
 
 def eval_rows(stream: np.ndarray, row_length: int, context: int = 0,

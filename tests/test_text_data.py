@@ -130,8 +130,9 @@ def test_stream_source_random_access_and_errors():
   batch = source.fetch(np.array([0, 3]), None)  # example i: window i // 2 of row i % 2
   np.testing.assert_array_equal(batch['inputs'], [[0, 1, 2, 3, 4], [55, 56, 57, 58, 59]])
   np.testing.assert_array_equal(batch['reset'], [True, False])
-  with pytest.raises(ValueError, match='train_batches'):
-    source.fetch(np.arange(2), np.random.default_rng(0))
+  np.testing.assert_array_equal(source.train_indices(2, seed=0, step=10), [2, 3])  # window 1
+  with pytest.raises(ValueError, match='build it with the training batch_size'):
+    next(pipeline.train_batches(source, 4, seed=0))
   with pytest.raises(ValueError, match='too short'):
     text_lib.StreamSource(np.arange(20), batch_size=4, seq_len=5)
 
