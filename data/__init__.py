@@ -32,6 +32,11 @@ _PIPELINES = {
     'glue_sst2': 'data.text_tfds:create_sst2',
     'tiny_shakespeare': 'data.text_tfds:create_tiny_shakespeare',
     'tfds_text_lm': 'data.text_tfds:create_language_model',
+    'ding_en_de': 'data.translation:create_ding',
+    'tfds_translation': 'data.translation:create_tfds',
+    'timeseries': 'data.timeseries:create',
+    'digit_strips': 'data.digit_strips:create',
+    'coco_captions': 'data.coco_captions:create',
 }
 
 

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
-_FAMILIES = ('models.cnn', 'models.heads', 'models.seq2seq')
+_FAMILIES = ('models.cnn', 'models.heads', 'models.seq2seq', 'models.captioning',
+             'models.forecast')
 
 
 def registry() -> dict[str, Callable[..., nn.Module]]:

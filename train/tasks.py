@@ -84,6 +84,8 @@ _TASKS: dict[str, Any] = {
     'seq2seq': 'train.seq_tasks:Seq2Seq',
     'sequence_classification': 'train.lm_tasks:SequenceClassification',
     'language_model': 'train.lm_tasks:LanguageModel',
+    'forecasting': 'train.forecast_tasks:Forecasting',
+    'captioning': 'train.caption_tasks:Captioning',
 }
 
 
