@@ -12,7 +12,13 @@ decoding. Adam 3e-3, warm-up + cosine, gradient clipping at 1, batch 64.
 Evaluation decodes greedily from the image alone: `eval_exact_match` is the fraction of held-out
 strips whose whole caption (EOS included) is right.
 
-Measured: see below (filled in from the run).
+Measured (2-vCPU AMD EPYC shared with four other jobs, load average 11-17; 2026-11-26), 628,589
+parameters, 2,000 steps (1.28 epochs of the 100,000 strips), on the 2,000 held-out strips:
+  step           500     1,000   1,500   2,000
+  exact match    77.05%  92.35%  97.00%  97.40%   (greedy; the issue's target: >= 95%)
+  token accuracy 90.04%  97.11%  98.92%  99.17%   (greedy, EOS included)
+  teacher-forced accuracy at 2,000: 99.34%, loss 0.0237
+  12 min 55 s wall (2 min 48 s of user CPU time: the machine was heavily shared).
 """
 
 from configs import common

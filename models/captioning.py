@@ -11,8 +11,9 @@ once, from a zero state, and its step's output is not scored. With `image_as='st
 instead sets the initial state of every layer, `h_0 = tanh(W_h v)`, `c_0 = tanh(W_c v)`, and the
 first input is BOS. Teacher forcing (`__call__`) is one scan per layer over input projections
 hoisted out of the recurrence; `greedy_decode` is a `lax.scan` (through `nn.scan`) over output
-positions whose carry holds the LSTM state and the last prediction. PAD and BOS are never emitted;
-after EOS a sequence emits PAD.
+positions whose carry holds the LSTM state and the last prediction; `beam_search` is Seq2Seq's
+(GNMT length penalty) over this decoder. PAD and BOS are never emitted; after EOS a sequence emits
+PAD.
 
 Calls: `model.apply(variables, images [B, H, W, C], decoder_inputs [B, T], train=bool)` ->
 logits `[B, T, vocab]`; `decoder_inputs=None` returns `greedy_decode(images)` instead.
@@ -27,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models import cnn, rnn
+from models import cnn, rnn, seq2seq
 
 Array = jax.Array
 _SCAN = dict(variable_broadcast='params', split_rngs={'params': False, 'dropout': True})
@@ -182,6 +183,60 @@ class CaptionLSTM(nn.Module):
     is_eos = tokens == self.eos_id
     lengths = jnp.where(is_eos.any(-1), jnp.argmax(is_eos, -1) + 1, length).astype(jnp.int32)
     return {'tokens': tokens, 'lengths': lengths, 'log_prob': log_prob}
+
+  def beam_search(self, images: Array, beam_size: int = 4, alpha: float = 0.6,
+                  max_length: int | None = None) -> dict[str, Array]:
+    """Beam search with GNMT length normalisation, as `models.seq2seq.Seq2Seq.beam_search`.
+
+    Finished hypotheses (ended by EOS) compete with alive ones for the `beam_size` places by
+    `log_prob / length_penalty(length, alpha)`; `beam_size=1` is greedy decoding. Returns a dict:
+    `tokens` `[batch, max_length]` (the best, up to and including EOS, then PAD), `beams`
+    `[batch, beam, max_length]` best first, `scores` `[batch, beam]`, `log_prob` `[batch, beam]`,
+    `lengths` `[batch]` of the best.
+    """
+    length = max_length or self.max_decode_length
+    k, batch, vocab = beam_size, images.shape[0], self.vocab_size
+    if k > vocab:
+      raise ValueError(f'beam_size {k} is larger than the vocabulary ({vocab})')
+    carries, first = self.initial_state(self.encode(images, train=False))
+    if first is not None:
+      carries, _ = self._step(carries, first, False)
+    carries = seq2seq._tile(carries, k)  # pylint: disable=protected-access
+    neg_inf = jnp.float32(-1e30)
+    pad_only = jnp.where(jnp.arange(vocab) == self.pad_id, 0.0, neg_inf)
+
+    def body(module, state, step):
+      carries, tokens, log_prob, finished, lengths = state
+      last = jnp.where(step == 0, self.bos_id, tokens[:, :, jnp.maximum(step - 1, 0)])
+      carries, logits = module._step(carries, module._embed(last.reshape(batch * k), False), False)
+      step_log_probs = jax.nn.log_softmax(logits.astype(jnp.float32)) + module._never_emitted()
+      step_log_probs = jnp.where(finished[:, :, None], pad_only,
+                                 step_log_probs.reshape(batch, k, vocab))
+      candidates = log_prob[:, :, None] + step_log_probs  # [batch, k, vocab]
+      candidate_lengths = jnp.where(finished, lengths, step + 1)
+      scores = candidates / seq2seq.length_penalty(candidate_lengths, alpha)[:, :, None]
+      _, best = jax.lax.top_k(scores.reshape(batch, k * vocab), k)
+      parent, token = best // vocab, (best % vocab).astype(jnp.int32)
+      log_prob = jnp.take_along_axis(candidates.reshape(batch, k * vocab), best, axis=1)
+      tokens = jnp.take_along_axis(tokens, parent[:, :, None], axis=1)
+      tokens = jax.lax.dynamic_update_slice_in_dim(tokens, token[:, :, None], step, axis=2)
+      was_finished = jnp.take_along_axis(finished, parent, axis=1)
+      lengths = jnp.where(was_finished, jnp.take_along_axis(lengths, parent, axis=1), step + 1)
+      finished = was_finished | (token == self.eos_id)
+      carries = seq2seq._gather_beams(carries, parent, batch, k)  # pylint: disable=protected-access
+      return (carries, tokens, log_prob, finished, lengths), None
+
+    scan = nn.scan(body, unroll=self.unroll, **_SCAN)
+    first_beam = jnp.where(jnp.arange(k) == 0, 0.0, neg_inf)  # all beams start equal: expand one
+    state = (carries, jnp.full((batch, k, length), self.pad_id, jnp.int32),
+             jnp.broadcast_to(first_beam, (batch, k)), jnp.zeros((batch, k), bool),
+             jnp.zeros((batch, k), jnp.int32))
+    (_, beams, log_prob, _, lengths), _ = scan(self, state, jnp.arange(length))
+    scores, order = jax.lax.top_k(log_prob / seq2seq.length_penalty(lengths, alpha), k)
+    beams = jnp.take_along_axis(beams, order[:, :, None], axis=1)
+    return {'tokens': beams[:, 0], 'beams': beams, 'scores': scores,
+            'log_prob': jnp.take_along_axis(log_prob, order, axis=1),
+            'lengths': jnp.take_along_axis(lengths, order[:, :1], axis=1)[:, 0]}
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {

@@ -41,6 +41,12 @@ RUNS = {
     ('addition_seq2seq', 'noattention'): {**_SEQ2SEQ, 'num_digits': 2},
     ('reversal_seq2seq', ''): {**_SEQ2SEQ, 'max_length': 6},
     ('dates_seq2seq', ''): _SEQ2SEQ,
+    ('digit_captions', ''): {'train_size': 64, 'test_size': 16, 'eval_batch_size': 8,
+                             'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}},
+    ('coco_captions', ''): {'tiny_coco': True, 'image_size': 32, 'min_word_count': 1,
+                            'eval_batch_size': 8,
+                            'model_kwargs': {'encoder_hidden': (16, 16), 'embed_dim': 8,
+                                             'hidden_size': 16}},
     ('msft_forecast', ''): {'input_length': 8, 'horizon': 3, 'model_kwargs': {'hidden_size': 8}},
     ('co2_forecast', ''): {'input_length': 8, 'horizon': 3, 'model_kwargs': {'hidden_size': 8}},
     ('movie_reviews_lstm', ''): {'eval_split': 'test[:64]',
@@ -82,6 +88,9 @@ def test_config_trains_two_steps(tmp_path, name, variant):
   config = load(name, variant)
   overrides = dict(RUNS[name, variant])
   mock = overrides.pop('mock', False)
+  if overrides.pop('tiny_coco', False):  # tests/tiny_coco.py: COCO's feature layout, 10 images
+    import tiny_coco
+    overrides['data_dir'] = tiny_coco.build(str(tmp_path / 'tfds'), str(tmp_path / 'images'))
   model_kwargs = overrides.pop('model_kwargs', {})
   with config.unlocked():
     config.update(overrides)

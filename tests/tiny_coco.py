@@ -13,10 +13,15 @@ from PIL import Image
 
 # split -> (image size (height, width), captions) per example.
 EXAMPLES = {
-    'train': [((20, 30), ['A cat on a mat.', 'A cat sits on the mat', 'the cat, the mat!']),
+    'train': [((20, 30), ['A cat on a mat.', 'A cat sits on the mat in the sun',
+                          'the cat, the mat!']),
               ((31, 17), ['A dog runs.', 'a dog running on grass']),
               ((24, 24), ['A red bus on the street.', 'a bus', 'a red bus', 'two buses']),
-              ((18, 40), ['A cat and a dog.'])],
+              ((18, 40), ['A cat and a dog.']),
+              ((16, 16), ['A plate of food.', 'food on a plate']),
+              ((25, 19), ['Two men play tennis.', 'a man with a tennis racket']),
+              ((40, 30), ['A train at the station.']),
+              ((12, 20), ["A child's kite in the sky.", 'a kite flying'])],
     'val': [((22, 26), ['A zebra on the grass.', 'a zebra']),
             ((30, 30), ['A cat on a mat.'])],
 }
