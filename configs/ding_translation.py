@@ -1,0 +1,61 @@
+"""English->German translation of the Ding dictionary's example sentences, LSTM encoder-decoder.
+
+Prepare the data once (Debian's dict-freedict-eng-deu through apt; GPL, not committed):
+  python -m data.prepare ding_en_de
+Run (attention; the no-attention baseline with :noattention):
+  python -m train.main --config=configs/ding_translation.py --workdir=workdirs/ding_attention
+  python -m train.main --config=configs/ding_translation.py:noattention \
+      --workdir=workdirs/ding_noattention
+Held-out test BLEU (sacrebleu on detokenised text, beam search):
+  python -m train.translate --workdir=workdirs/ding_attention --split=test --beam_size=4
+
+Data (data/translation.py): 55,241 distinct human-translated example pairs, split by English
+sentence (seed 0) into 49,718 train / 2,764 validation / 2,759 test pairs; no test English sentence
+is in training. Words and punctuation, case kept; vocabularies from the training pairs only
+(tokens seen twice or more, at most `vocab_size` per side, the rest `<unk>`); training pairs over
+`max_source_length` / `max_target_length` tokens are dropped, evaluation pairs never are.
+Model (variant ''): word embeddings (128), one-layer LSTM encoder and decoder (256), Luong dot
+attention with input feeding; ':noattention' is the same network without attention
+(h~_t = h_t). Adam, warm-up + cosine, gradient clipping at 1, dropout 0.2. Training evaluates
+greedy decoding on the validation split: `eval_bleu` (token-level corpus BLEU, <unk> never
+matches), `eval_exact_match`; `train.translate` reports sacrebleu on the test split.
+
+Measured: see below (filled in from the runs).
+"""
+
+from configs import common
+
+MODELS = {'': 'seq2seq_attention', 'noattention': 'seq2seq'}
+
+
+def get_config(variant: str = ''):
+  if variant not in MODELS:
+    raise ValueError(f"Unknown variant '{variant}' of ding_translation; use ':noattention' or "
+                     'none.')
+  config = common.base()
+  config.dataset = 'ding_en_de'
+  config.eval_split = 'validation'
+  config.train_split = 'train'
+  config.max_source_length = 16
+  config.max_target_length = 16
+  config.vocab_min_count = 2
+  config.vocab_size = 4_000
+  config.lowercase_source = False
+  config.task = 'seq2seq'
+  config.task_kwargs = {'bleu': True, 'unk_id': 3, 'eos_id': 2}
+  config.model = MODELS[variant]
+  config.model_kwargs = common.model_kwargs(config.model, embed_dim=96, hidden_size=192,
+                                            dropout=0.1)
+  config.batch_size = 64
+  config.eval_batch_size = 500
+  config.optimizer = 'adam'
+  config.learning_rate = 3e-3
+  config.schedule = 'warmup_cosine'
+  config.warmup_steps = 100
+  config.grad_clip_norm = 1.0
+  config.num_train_steps = 1_000
+  config.log_every_steps = 100
+  config.eval_every_steps = 500
+  config.checkpoint_every_steps = 500
+  config.tensorboard_images = False
+  return config
