@@ -1,4 +1,4 @@
-"""COCO captions (2014 images, Karpathy & Li splits) from tfds's `coco_captions`, without TensorFlow.
+"""COCO captions (2014 images, Karpathy & Li splits) from tfds's `coco_captions`, no TensorFlow.
 
 Reads a prepared `coco_captions/2014` dataset in the array_record format with
 `tfds.builder_from_directory(...).as_data_source(...)` (random access; tfds's own `coco_captions`
@@ -43,7 +43,7 @@ import numpy as np
 
 from data import images as images_lib
 from data import text
-from data.pipeline import Batch, Dataset
+from data.pipeline import Dataset
 
 NAME, CONFIG = 'coco_captions', '2014'
 PAD, BOS, EOS, UNK = text.PAD, '<bos>', '<eos>', text.UNK
@@ -101,7 +101,7 @@ def open_splits(data_dir: str | None, splits: Sequence[str]) -> list[Any]:
 
 
 def caption_words(caption: str) -> list[str]:
-  """Lower-cased words of a caption, punctuation dropped: 'A man, riding.' -> ['a', 'man', 'riding']."""
+  """Lower-cased words, punctuation dropped: 'A man, riding.' -> ['a', 'man', 'riding']."""
   return [token for token in text.tokenize(caption) if token[0].isalnum()]
 
 
@@ -118,7 +118,8 @@ def read_captions(source, chunk: int = 1024) -> list[list[str]]:
   return captions
 
 
-def build_vocabulary(train_captions: Sequence[Sequence[str]], min_word_count: int) -> text.Vocabulary:
+def build_vocabulary(train_captions: Sequence[Sequence[str]],
+                     min_word_count: int) -> text.Vocabulary:
   """PAD, BOS, EOS, UNK, then training words seen >= `min_word_count` times, most frequent first."""
   return text.Vocabulary.build((caption_words(c) for captions in train_captions for c in captions),
                                min_count=min_word_count, specials=SPECIALS)

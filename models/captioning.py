@@ -22,7 +22,7 @@ logits `[B, T, vocab]`; `decoder_inputs=None` returns `greedy_decode(images)` in
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence, Union
+from typing import Callable, Sequence, Union
 
 import flax.linen as nn
 import jax

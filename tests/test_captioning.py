@@ -6,7 +6,6 @@ import os
 import re
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
@@ -97,7 +96,7 @@ def _lstm(params, h, c, x):
 
 
 def _numpy_start(model, params, v):
-  """(h, c) after the image, and whether BOS comes next, as Show and Tell (or `image_as='state'`)."""
+  """(h, c) once the image is in: Show and Tell's first step, or `image_as='state'`'s init."""
   hidden = model.hidden_size
   if model.image_as == 'state':
     dense = lambda p: np.tanh(v @ p['kernel'] + p['bias'])
@@ -175,7 +174,7 @@ def test_greedy_decode_equals_a_step_by_step_loop(image_batch):
   np.testing.assert_array_equal(decoded['lengths'], lengths)
 
 
-def test_beam_search_of_one_is_greedy_and_wider_beams_score_at_least_as_well(image_batch):
+def test_beam_search_of_one_is_greedy_and_beam_scores_are_caption_log_probs(image_batch):
   model = models.create('caption_tiny', max_decode_length=6)
   images = image_batch['image']
   variables = model.init(jax.random.PRNGKey(3), images, image_batch['decoder_inputs'])
@@ -284,7 +283,7 @@ def test_coco_pipeline_vocabulary_captions_and_images(coco_dir):
 
 
 def test_coco_missing_data_says_how(tmp_path):
-  # Training on the tiny COCO-layout dataset runs in tests/test_configs.py (configs/coco_captions.py).
+  # Training on the tiny COCO-layout dataset: tests/test_configs.py runs configs/coco_captions.py.
   missing = str(tmp_path / 'nothing')
   with pytest.raises(data.DatasetNotFoundError) as error:
     coco_captions.create(_config(data_dir=missing))
