@@ -147,9 +147,9 @@ def split_bounds(dates: np.ndarray, train_end: str, validation_end: str) -> tupl
   """Indices (a, b): training part `[0, a)`, validation `[a, b)`, test `[b, T)`."""
   a = int(np.searchsorted(dates, np.datetime64(train_end, 'D')))
   b = int(np.searchsorted(dates, np.datetime64(validation_end, 'D')))
-  if not 0 < a <= b < len(dates):
+  if not 0 < a < b < len(dates):
     raise ValueError(f'the split {train_end} / {validation_end} leaves an empty part of a series '
-                     f'dated {dates[0]} to {dates[-1]}; choose train_end < validation_end inside it')
+                     f'dated {dates[0]} to {dates[-1]}; choose dates inside it, train_end first')
   return a, b
 
 

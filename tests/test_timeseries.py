@@ -1,6 +1,7 @@
 """Forecasting: windows and splits by hand, a scaler fitted on training data only, metric sums
 against NumPy, the seq2seq forecaster's two feedback paths, and a short training run on a sine."""
 
+import functools
 import math
 import sys
 
@@ -10,6 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+import compiled_apply
 import data
 import models
 from data import timeseries
@@ -156,7 +158,8 @@ def test_metric_sums_match_numpy(log):
            'log': np.full(b, log), 'mask': np.arange(b) < 9}  # 3 padding examples
   predictions = rng.normal(size=(b, h)).astype(np.float32)
   task = forecast_tasks.Forecasting()
-  halves = [task.loss_and_sums(jnp.asarray(predictions[s]), {k: v[s] for k, v in batch.items()})[1]
+  loss_and_sums = jax.jit(task.loss_and_sums)
+  halves = [loss_and_sums(predictions[s], {k: v[s] for k, v in batch.items()})[1]
             for s in (slice(0, 5), slice(5, None))]  # sums of two batches add up exactly
   sums = {k: float(halves[0][k]) + float(halves[1][k]) for k in halves[0]}
   metrics = task.finalize(sums)
@@ -164,7 +167,7 @@ def test_metric_sums_match_numpy(log):
   for name, value in expected.items():
     assert metrics[name] == pytest.approx(value, rel=1e-5), name
   assert metrics['rmse_ratio'] == pytest.approx(expected['rmse'] / expected['naive_rmse'], rel=1e-5)
-  loss, _ = task.loss_and_sums(jnp.asarray(predictions), batch)
+  loss, _ = loss_and_sums(predictions, batch)
   assert float(loss) == pytest.approx(expected['loss'], rel=1e-5)
 
 
@@ -172,13 +175,13 @@ def test_metric_sums_match_numpy(log):
 def forecaster():
   model = models.create('gru_forecaster', horizon=4, hidden_size=8, num_layers=2)
   inputs = jax.random.normal(jax.random.PRNGKey(0), (3, 6, 1))
-  variables = model.init(jax.random.PRNGKey(1), inputs, jnp.zeros((3, 4)))
+  variables = jax.jit(model.init)(jax.random.PRNGKey(1), inputs, jnp.zeros((3, 4)))
   return model, variables, inputs
 
 
 def test_untrained_forecaster_is_the_naive_forecast(forecaster):
   model, variables, inputs = forecaster
-  predictions = model.apply(variables, inputs)
+  predictions = compiled_apply.apply(model, variables, inputs, jnp.zeros((3, 4)))
   assert predictions.shape == (3, 4)
   np.testing.assert_array_equal(predictions, jnp.broadcast_to(inputs[:, -1], (3, 4)))
 
@@ -188,17 +191,19 @@ def test_teacher_forcing_and_free_running_agree_on_own_predictions(forecaster):
   params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.PRNGKey(2), p.shape),
                         variables['params'])  # a non-zero output layer
   variables = {'params': params}
-  free = model.apply(variables, inputs)
+  apply = functools.partial(compiled_apply.apply, model, variables)
+  free = apply(inputs, jnp.zeros((3, 4)))
   # Fed its own predictions as "targets", teacher forcing retraces the free-running decoder.
-  forced = model.apply(variables, inputs, free, train=True)
+  forced = apply(inputs, free, train=True)
   np.testing.assert_allclose(forced, free, rtol=1e-5, atol=1e-5)
   # Teacher forcing reads targets[:, k - 1] at step k; evaluation never reads targets.
-  other = model.apply(variables, inputs, free.at[:, 1].add(1.0), train=True)
+  other = apply(inputs, free.at[:, 1].add(1.0), train=True)
   assert np.allclose(other[:, :2], forced[:, :2]) and not np.allclose(other[:, 2], forced[:, 2])
-  np.testing.assert_array_equal(model.apply(variables, inputs, free + 1.0), free)
+  np.testing.assert_array_equal(apply(inputs, free + 1.0), free)
   no_forcing = model.clone(teacher_forcing=False)
-  np.testing.assert_allclose(no_forcing.apply(variables, inputs, free + 1.0, train=True), free,
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+      compiled_apply.apply(no_forcing, variables, inputs, free + 1.0, train=True), free,
+      rtol=1e-5, atol=1e-5)
 
 
 def test_training_on_a_sine_beats_the_naive_forecast(monkeypatch, tmp_path):
