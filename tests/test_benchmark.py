@@ -6,11 +6,13 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import models
-from train import benchmark, torch_reference
+from train import benchmark, lm_tasks, tasks, torch_reference
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,11 +42,89 @@ def test_unknown_benchmark_is_one_line():
   assert result.stderr.strip().startswith("error: no benchmark for 'resnet'")
 
 
+def _param_count(tree) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
 @pytest.mark.parametrize('name', sorted(benchmark.BENCHMARKS))
-def test_torch_twin_has_the_same_parameter_count(name):
+def test_twin_has_the_same_parameter_count(name):
   spec = benchmark.BENCHMARKS[name]
-  model = models.create(spec.model, num_classes=spec.num_classes, **spec.model_kwargs)
-  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
-                                             np.zeros((1, *spec.input_shape), np.float32)))
-  ours = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes['params']))
-  assert torch_reference.count_parameters(spec.torch_model()) == ours
+  model = models.create(spec.model, **benchmark.model_kwargs(spec))
+  batch = benchmark.make_batch(spec, 2)
+  task = tasks.create(spec.task)
+
+  def count(module):
+    shapes = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), *task.model_inputs(batch)))
+    return _param_count(shapes['params'])
+
+  ours = count(model)
+  twin = spec.torch_model()
+  theirs = count(twin) if spec.reference == 'flax' else torch_reference.count_parameters(twin)
+  assert theirs == ours
+
+
+def test_lm_benchmark_command_writes_records(tmp_path):
+  """A new recurrent entry, at tiny repetitions: the language model against its PyTorch twin."""
+  path = tmp_path / 'bench.json'
+  result = subprocess.run(
+      [sys.executable, '-m', 'train.benchmark', '--model=rnn_lm_small', '--batch_size=4',
+       '--repeats=1', '--steps=1', f'--json={path}'], cwd=REPO, capture_output=True, text=True,
+      timeout=300)
+  assert result.returncode == 0, result.stderr
+  records = json.loads(path.read_text())
+  assert [(r['model'], r['step']) for r in records] == [('rnn_lm_small', 'train'),
+                                                         ('rnn_lm_small', 'inference')]
+  for record in records:
+    for key in ('model', 'unit', 'ours', 'reference', 'ratio', 'compile_s', 'device'):
+      assert key in record
+    assert record['unit'] == 'tokens/s'
+    assert record['ours'] > 0 and record['reference'] > 0
+    assert record['ratio'] == pytest.approx(record['ours'] / record['reference'])
+    assert record['reference_impl'].startswith('torch')
+
+
+def _torch_lm_loss(twin, ours_params, inputs, targets):
+  """Loads our LM's parameters into the PyTorch twin and returns its mean cross-entropy."""
+  import torch
+  params = jax.tree.map(np.asarray, ours_params)
+  state = {'embed.weight': params['embed']['embedding'],
+           'output.weight': params['output']['kernel'].T, 'output.bias': params['output']['bias']}
+  for layer in range(2):
+    cell = params[f'l{layer}']
+    state[f'rnn.weight_ih_l{layer}'] = cell['input_projection']['kernel'].T
+    state[f'rnn.weight_hh_l{layer}'] = cell['recurrent_kernel'].T
+    state[f'rnn.bias_ih_l{layer}'] = cell['input_projection']['bias']
+    if 'recurrent_bias' in cell:
+      state[f'rnn.bias_hh_l{layer}'] = cell['recurrent_bias']
+  own = twin.state_dict()
+  for key, value in state.items():
+    own[key] = torch.from_numpy(np.array(value))
+  twin.load_state_dict(own)
+  with torch.no_grad():
+    logits, _ = twin(torch.from_numpy(inputs.T.astype(np.int64)))
+    return float(torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        torch.from_numpy(targets.T.astype(np.int64)).reshape(-1)))
+
+
+@pytest.mark.parametrize('cell_type', ['lstm', 'gru', 'rnn'])
+def test_torch_language_model_twin_computes_the_same_loss(cell_type):
+  """The twins are the same function, not only the same size: equal loss on shared weights."""
+  import torch
+  model = models.create(f'{cell_type}_lm', vocab_size=50, hidden_size=8, num_layers=2)
+  rng = np.random.default_rng(0)
+  tokens = rng.integers(0, 50, (3, 7)).astype(np.int32)
+  variables = model.init(jax.random.PRNGKey(0), tokens[:, :-1])
+  logits = model.apply(variables, tokens[:, :-1])
+  ours = float(optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean())
+  torch.manual_seed(0)
+  twin = torch_reference.language_model(cell_type, 50, 8, 2)
+  assert _torch_lm_loss(twin, variables['params'], tokens[:, :-1], tokens[:, 1:]) == \
+      pytest.approx(ours, rel=1e-5)
+
+
+def test_first_argmax_matches_argmax_including_ties():
+  logits = jnp.array([[0.0, 0.0, 0.0], [1.0, 3.0, 3.0], [-2.0, -1.0, -5.0], [7.0, 7.0, 1.0]])
+  np.testing.assert_array_equal(lm_tasks.first_argmax(logits), jnp.argmax(logits, -1))
+  random = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 300))
+  np.testing.assert_array_equal(lm_tasks.first_argmax(random), jnp.argmax(random, -1))
