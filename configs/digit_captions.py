@@ -19,6 +19,8 @@ parameters, 2,000 steps (1.28 epochs of the 100,000 strips), on the 2,000 held-o
   token accuracy 90.04%  97.11%  98.92%  99.17%   (greedy, EOS included)
   teacher-forced accuracy at 2,000: 99.34%, loss 0.0237
   12 min 55 s wall (2 min 48 s of user CPU time: the machine was heavily shared).
+Seed 1 (--config.seed=1, same strips): 89.35% at 1,000, 96.20% at 1,500, 96.85% exact match at
+2,000 (token accuracy 98.95%, teacher-forced 99.22%); 9 min 37 s wall, 2 min 59 s user CPU.
 """
 
 from configs import common

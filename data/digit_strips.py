@@ -103,5 +103,5 @@ def create(config) -> Dataset:
       meta={'model_kwargs': {'vocab_size': len(vocab), 'max_decode_length': high + 1,
                              'pad_id': PAD, 'bos_id': BOS, 'eos_id': EOS},
             'vocabulary': vocab, 'input_shape': (SIDE, SIDE * high, 1),
-            'target_length': high + 1, 'source_digits': {'train': train, 'test': test}},
+            'target_length': high + 1},
   )
