@@ -232,7 +232,8 @@ class DingEnDe(tfds.core.GeneratorBasedBuilder):
     directory = find_files(dl_manager.manual_dir)
     if directory is None:
       raise DatasetNotFoundError(f'{INDEX_FILE} and {DICT_FILE} are not in '
-                                 f'{dl_manager.manual_dir}: run `{PREPARE_COMMAND} --data_dir=DIR`.')
+                                 f'{dl_manager.manual_dir}: run '
+                                 f'`{PREPARE_COMMAND} --data_dir=DIR`.')
     splits = split_pairs(read_pairs(directory))
     return {name: self._generate_examples(splits[name]) for name in SPLITS}
 

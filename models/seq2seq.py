@@ -173,11 +173,15 @@ class Seq2Seq(nn.Module):
     embedded = self.drop(self.target_embedding(tokens), deterministic=not train)
     return self.decoder_cells[0].project(embedded)
 
-  def _never_emitted(self) -> Array:
-    """`[vocab]`: -1e30 on PAD and BOS, which decoding never emits (EOS ends a sequence), else 0."""
+  def _never_emitted(self, never_emit: tuple[int, ...] = ()) -> Array:
+    """`[vocab]`: -1e30 on PAD, BOS (decoding never emits them; EOS ends a sequence) and the ids
+    in `never_emit` (e.g. `<unk>`), else 0."""
     vocab = self.target_vocab_size or self.vocab_size
     ids = jnp.arange(vocab)
-    return jnp.where((ids == self.pad_id) | (ids == self.bos_id), -1e30, 0.0)
+    banned = (ids == self.pad_id) | (ids == self.bos_id)
+    for i in never_emit:
+      banned = banned | (ids == i)
+    return jnp.where(banned, -1e30, 0.0)
 
   def _zero_feed(self, batch: int, dtype=jnp.float32) -> Array:
     return jnp.zeros((batch, self.decoder_size), dtype)
@@ -225,13 +229,14 @@ class Seq2Seq(nn.Module):
 
   # Decoding.
 
-  def greedy_decode(self, inputs: Array, input_lengths: Array,
-                    max_length: int | None = None) -> dict[str, Array]:
+  def greedy_decode(self, inputs: Array, input_lengths: Array, max_length: int | None = None,
+                    never_emit: tuple[int, ...] = ()) -> dict[str, Array]:
     """Greedy decoding without teacher forcing: each step feeds back its own argmax.
 
-    PAD and BOS are never predicted. Returns a dict: `tokens` `[batch, max_length]` (int32; the
-    prediction up to and including EOS, then PAD), `lengths` `[batch]` (tokens up to and
-    including EOS; max_length if none), `log_prob` `[batch]` (of the emitted tokens up to EOS),
+    PAD, BOS and the ids in `never_emit` (e.g. `<unk>`) are never predicted. Returns a dict:
+    `tokens` `[batch, max_length]` (int32; the prediction up to and including EOS, then PAD),
+    `lengths` `[batch]` (tokens up to and including EOS; max_length if none), `log_prob`
+    `[batch]` (of the emitted tokens up to EOS),
     `attention` `[batch, max_length, source]` (for plotting; rows after EOS are meaningless).
     """
     length = max_length or self.max_decode_length
@@ -243,7 +248,8 @@ class Seq2Seq(nn.Module):
       carries, h_tilde, logits, weights = module._decoder_step(
           carries, feed, module._embed_tokens(token, False), encoded, False)
       log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
-      prediction = jnp.argmax(log_probs + module._never_emitted(), axis=-1).astype(jnp.int32)
+      prediction = jnp.argmax(log_probs + module._never_emitted(never_emit),
+                              axis=-1).astype(jnp.int32)
       step_log_prob = jnp.take_along_axis(log_probs, prediction[:, None], axis=-1)[:, 0]
       log_prob = log_prob + jnp.where(finished, 0.0, step_log_prob)
       prediction = jnp.where(finished, self.pad_id, prediction)
@@ -260,7 +266,8 @@ class Seq2Seq(nn.Module):
             'attention': jnp.swapaxes(weights, 0, 1)}
 
   def beam_search(self, inputs: Array, input_lengths: Array, beam_size: int = 4,
-                  alpha: float = 0.6, max_length: int | None = None) -> dict[str, Array]:
+                  alpha: float = 0.6, max_length: int | None = None,
+                  never_emit: tuple[int, ...] = ()) -> dict[str, Array]:
     """Beam search with GNMT length normalisation, as a scan over output positions.
 
     The beam holds `beam_size` hypotheses, alive or finished (ended by EOS). Every step extends
@@ -270,7 +277,7 @@ class Seq2Seq(nn.Module):
     and alive hypotheses compete for the same places, a finished one stays until better ones
     push it out, and `beam_size=1` is exactly greedy decoding (for any alpha: one hypothesis's
     candidates all have the same length). A hypothesis still alive after `max_length` steps is
-    scored at that length. PAD and BOS are never emitted.
+    scored at that length. PAD, BOS and the ids in `never_emit` are never emitted.
 
     Returns a dict: `tokens` `[batch, max_length]` (the best hypothesis up to and including EOS,
     then PAD), `beams` `[batch, beam, max_length]` best first, `scores` `[batch, beam]`,
@@ -292,7 +299,8 @@ class Seq2Seq(nn.Module):
       last = jnp.where(step == 0, self.bos_id, tokens[:, :, jnp.maximum(step - 1, 0)])
       carries, h_tilde, logits, _ = module._decoder_step(
           carries, feed, module._embed_tokens(last.reshape(batch * k), False), encoded, False)
-      step_log_probs = jax.nn.log_softmax(logits.astype(jnp.float32)) + module._never_emitted()
+      step_log_probs = (jax.nn.log_softmax(logits.astype(jnp.float32))
+                        + module._never_emitted(never_emit))
       step_log_probs = jnp.where(finished[:, :, None], pad_only,
                                  step_log_probs.reshape(batch, k, vocab))
       candidates = log_prob[:, :, None] + step_log_probs  # [batch, k, vocab]

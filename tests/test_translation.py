@@ -1,6 +1,7 @@
 """Translation: the dictd parser, the Ding split, the tokeniser, BLEU against sacrebleu, the tfds
 pipeline on mock data, and the missing-data messages."""
 
+import functools
 import gzip
 import os
 
@@ -12,6 +13,7 @@ import optax
 import pytest
 import sacrebleu
 import tensorflow_datasets as tfds
+from compiled_apply import apply as _apply
 
 from data import DatasetNotFoundError
 from data import prepare as prepare_lib
@@ -151,9 +153,9 @@ def _strings(ids, lengths):
 
 def test_bleu_equals_sacrebleu_on_random_corpora():
   rng = np.random.default_rng(0)
-  for _ in range(25):
-    batch, th, tr, vocab = (int(rng.integers(1, 10)), int(rng.integers(1, 12)),
-                            int(rng.integers(1, 12)), int(rng.integers(2, 7)))
+  for trial in range(30):  # three shapes (few compilations); random contents and lengths
+    batch, th, tr = ((7, 9, 11), (3, 12, 5), (1, 2, 3))[trial % 3]
+    vocab = int(rng.integers(2, 7))
     hyp, ref = rng.integers(0, vocab, (batch, th)), rng.integers(0, vocab, (batch, tr))
     hyp_lengths, ref_lengths = rng.integers(0, th + 1, batch), rng.integers(1, tr + 1, batch)
     expected = _sacrebleu(_strings(hyp, hyp_lengths), _strings(ref, ref_lengths))
@@ -294,3 +296,20 @@ def test_missing_data_errors_name_the_fix(tmp_path):
     translation.create_tfds(wmt)
   assert '\n' not in str(error.value)
   assert prepare_lib.main(['ding_en_de', f'--data_dir={tmp_path}', '--no_fetch']) == 1
+
+
+def test_decoding_never_emits_banned_ids():
+  import models
+  model = models.create('seq2seq_tiny', vocab_size=9, max_decode_length=4)
+  rng = np.random.default_rng(0)
+  inputs = jnp.asarray(rng.integers(3, 9, (3, 4)), jnp.int32)
+  lengths = jnp.array([4, 3, 1], jnp.int32)
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      jax.random.PRNGKey(0), inputs, lengths, inputs)
+  free = np.asarray(_apply(model, variables, inputs, lengths, method='greedy_decode')['tokens'])
+  emitted = free[(free != translation.EOS_ID) & (free != translation.PAD_ID)]
+  banned = int(np.bincount(emitted).argmax())  # the id greedy decoding emits most
+  for method, kwargs in (('greedy_decode', {}), ('beam_search', {'beam_size': 2})):
+    tokens = np.asarray(_apply(model, variables, inputs, lengths, never_emit=(banned,),
+                               method=method, **kwargs)['tokens'])
+    assert banned not in tokens

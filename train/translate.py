@@ -10,7 +10,9 @@ every source sentence of the split (beam search with GNMT length normalisation, 
 13a tokenisation, cased) against the untokenised references. Also prints the token-level BLEU
 (`tokenize='none'` on the pipeline's tokens, what training's `eval_bleu` measures for greedy
 outputs). Decoding stops at `--max_length` tokens (default: the model's `max_decode_length`, the
-training length limit + 1), never at a length read from the references.
+training length limit + 1), never at a length read from the references. Decoding never emits
+`<unk>` (its detokenised text could match nothing, and 13a would split it into three tokens)
+unless `--allow_unk`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy as np
 
 
 def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: float = 0.6,
-              max_length: int | None = None, batch_size: int = 256) -> dict:
+              max_length: int | None = None, batch_size: int = 256,
+              allow_unk: bool = False) -> dict:
   """Decodes `split` with the newest checkpoint of `workdir`.
 
   Returns a dict: `hypotheses` and `references` (detokenised text), `sources`, `bleu`
@@ -47,18 +50,21 @@ def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: floa
   dataset = data_lib.create(config)
   if 'target_vocab' not in dataset.meta:
     raise ValueError(f'{workdir} is not a translation run (its dataset has no target vocabulary).')
-  model = models.create(config.model, **trainer._model_kwargs(config, dataset.meta))  # pylint: disable=protected-access
+  kwargs = trainer._model_kwargs(config, dataset.meta)  # pylint: disable=protected-access
+  model = models.create(config.model, **kwargs)
   restored = visualize.restore_variables(workdir)
   if restored is None:
     raise ValueError(f'{workdir} has no checkpoint.')
   variables, step = restored
   length = max_length or model.max_decode_length
+  never_emit = () if allow_unk else (translation.UNK_ID,)
   if beam_size > 1:
     decode = jax.jit(lambda v, x, n: model.apply(v, x, n, beam_size=beam_size, alpha=alpha,
-                                                 max_length=length, method='beam_search'))
+                                                 max_length=length, never_emit=never_emit,
+                                                 method='beam_search'))
   else:
     decode = jax.jit(lambda v, x, n: model.apply(v, x, n, max_length=length,
-                                                 method='greedy_decode'))
+                                                 never_emit=never_emit, method='greedy_decode'))
   vocab = dataset.meta['target_vocab']
   hyp_tokens = []
   for batch in pipeline.eval_batches(dataset.eval, batch_size):
@@ -68,11 +74,12 @@ def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: floa
   pairs = dataset.meta['eval_pairs']
   references = [' '.join(german.split()) for _, german in pairs]
   hypotheses = [translation.detokenize(t) for t in hyp_tokens]
-  score = sacrebleu.corpus_bleu(hypotheses, [references])
+  metric = sacrebleu.BLEU()
+  score = metric.corpus_score(hypotheses, [references])
   token_bleu = sacrebleu.corpus_bleu(
       [' '.join(t) for t in hyp_tokens],
       [[' '.join(translation.tokenize(r)) for r in references]], tokenize='none', force=True)
-  signature = sacrebleu.BLEU().get_signature()
+  signature = metric.get_signature()
   return {'hypotheses': hypotheses, 'references': references,
           'sources': [english for english, _ in pairs], 'bleu': score.score,
           'bleu_text': str(score), 'token_bleu': token_bleu.score, 'signature': str(signature),
@@ -87,13 +94,15 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--beam_size', type=int, default=4, help='1: greedy decoding')
   parser.add_argument('--alpha', type=float, default=0.6, help='GNMT length-penalty exponent')
   parser.add_argument('--max_length', type=int, default=None)
+  parser.add_argument('--allow_unk', action='store_true',
+                      help='let decoding emit <unk> (by default it never does)')
   parser.add_argument('--batch_size', type=int, default=256)
   parser.add_argument('--output', default=None, help='write the translations here, one a line')
   parser.add_argument('--show', type=int, default=3, help='print this many examples')
   args = parser.parse_args(argv)
   try:
     result = translate(args.workdir, args.split, args.beam_size, args.alpha, args.max_length,
-                       args.batch_size)
+                       args.batch_size, args.allow_unk)
   except (ValueError, OSError, KeyError, RuntimeError) as error:
     print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
     return 1
