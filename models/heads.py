@@ -189,8 +189,7 @@ class LanguageModel(nn.Module):
     for layer in range(self.num_layers):
       cell = rnn.make_cell(self.cell_type, self.hidden_size, forget_bias=self.forget_bias,
                            name=f'l{layer}', **cell_inits)
-      final, x = rnn.scan_steps(cell.step_fn(), carry[layer], cell.project(x), None,
-                                unroll=self.unroll)
+      final, x = cell.scan(carry[layer], cell.project(x), unroll=self.unroll)
       finals.append(final)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     # Scored as ONE 2-D product `[batch * time, H] x [H, V]` whose rows are already batch-major:
