@@ -23,9 +23,9 @@ jobs, load 10-17; 2026-11-26), 77 s wall (19 s user CPU), 34,369 parameters:
   RMSE $1.1448 vs naive (last close) $1.1521: ratio 0.9937;  MAE $0.7820 vs $0.7830: 0.9987
   day 1: RMSE $0.6687 vs $0.6700;  day 5: $1.4650 vs $1.4776
 So it beats the naive forecast, but by less than a constant drift does (each day the training
-part's mean daily log change: RMSE $1.1378 on the same windows; on validation the drift gives
-0.6546 against the model's 0.6505 and naive's 0.6549): daily prices are close to a random walk,
-and the model has learned little beyond the upward drift.
+part's mean daily log change, `eval_drift_rmse`: $1.1378 on the same windows; on validation the
+drift gives 0.6546 against the model's 0.6505 and naive's 0.6549): daily prices are close to a
+random walk, and the model has learned little beyond the upward drift.
 """
 
 from configs import _forecast

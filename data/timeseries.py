@@ -29,10 +29,17 @@ Batches: `inputs` `[B, L, 1]` float32 (normalised), `targets` `[B, H]` float32 (
 `target_values` `[B, H]` float32 and `last_value` `[B]` float32 (original units, for metrics and
 the naive last-value baseline), and the scaler per example, `loc`, `scale` `[B]` float32 and `log`
 `[B]` bool, so a task can map predictions back to original units without knowing the series.
+Two more baselines come with each window, in original units, for the task to score beside the
+naive last value: `drift_forecast` `[B, H]`, the last value moved by the training part's mean
+one-step change per step (in log space for log series: a constant growth rate), and, for a
+seasonal series, `seasonal_forecast` `[B, H]`: the value one season (`season_length` steps)
+before each target plus the change over the last season, x[t+k-S] + (x[t] - x[t-S]) (origins
+earlier than one season read index 0 instead; every evaluation window is later than that).
 
 Config keys (read with defaults): series ('msft'), input_length (60), horizon (5),
 window_stride (1), eval_stride (1), eval_split ('test' or 'validation'), train_end and
-validation_end (ISO dates; None: the series' default), log_transform (None: the series' default).
+validation_end (ISO dates; None: the series' default), log_transform (None: the series' default),
+season_length (None: the series' default; 0: no seasonal baseline).
 """
 
 from __future__ import annotations
@@ -102,22 +109,27 @@ class SeriesDefaults:
   train_end: str
   validation_end: str
   log_transform: bool
+  season_length: int = 0  # steps per season for the seasonal baseline; 0: none
 
 
 # name -> loader and default split; the test part is everything from validation_end on.
 SERIES = {
     'msft': SeriesDefaults(load_msft, '2011-01-01', '2014-01-01', True),  # 6,255 / 754 / 974 days
-    'co2': SeriesDefaults(load_co2, '1990-01-01', '1996-01-01', False),  # 1,658 / 313 / 313 weeks
-    'sunspots': SeriesDefaults(load_sunspots, '1950-01-01', '1980-01-01', False),  # 250 / 30 / 29
+    # 1,658 / 313 / 313 weeks; seasons of 52 weeks.
+    'co2': SeriesDefaults(load_co2, '1990-01-01', '1996-01-01', False, 52),
+    # 250 / 30 / 29 years; the 11-year solar cycle.
+    'sunspots': SeriesDefaults(load_sunspots, '1950-01-01', '1980-01-01', False, 11),
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Scaler:
-  """z = (f(x) - loc) / scale with f = log or identity; see the module docstring."""
+  """z = (f(x) - loc) / scale with f = log or identity; see the module docstring. `drift` is
+  the mean one-step change of f(x) over the fitted (training) part."""
   loc: float
   scale: float
   log: bool = False
+  drift: float = 0.0
 
   @classmethod
   def fit(cls, values: np.ndarray, log: bool = False) -> Scaler:
@@ -132,7 +144,7 @@ class Scaler:
     scale = float(np.std(np.diff(f)))
     if not np.isfinite(scale) or scale == 0:
       raise ValueError('the training part never changes; cannot normalise its changes')
-    return cls(float(np.mean(f)), scale, bool(log))
+    return cls(float(np.mean(f)), scale, bool(log), float(np.mean(np.diff(f))))
 
   def transform(self, values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, np.float64)
@@ -165,13 +177,26 @@ def window_origins(start: int, stop: int, input_length: int, horizon: int,
 
 
 def make_windows(values: np.ndarray, scaler: Scaler, origins: np.ndarray, input_length: int,
-                 horizon: int) -> dict[str, np.ndarray]:
+                 horizon: int, season_length: int = 0) -> dict[str, np.ndarray]:
   """The batch arrays of the module docstring for each origin `[n]` of the series `values` `[T]`."""
   z = scaler.transform(values)
   inputs = origins[:, None] + np.arange(1 - input_length, 1)[None, :]
-  outputs = origins[:, None] + np.arange(1, horizon + 1)[None, :]
+  steps = np.arange(1, horizon + 1)[None, :]
+  outputs = origins[:, None] + steps
   n = len(origins)
+  f_last = np.log(values[origins]) if scaler.log else values[origins]
+  drift = f_last[:, None] + steps * scaler.drift
+  baselines = {'drift_forecast': (np.exp(drift) if scaler.log else drift).astype(np.float32)}
+  if season_length:
+    if horizon > season_length:
+      raise ValueError(f'the seasonal baseline needs horizon <= season_length ({horizon} > '
+                       f'{season_length}); set --config.season_length=0 to drop it')
+    back = lambda index: values[np.maximum(index, 0)]
+    baselines['seasonal_forecast'] = (
+        back(outputs - season_length)
+        + (values[origins] - back(origins - season_length))[:, None]).astype(np.float32)
   return {
+      **baselines,
       'inputs': z[inputs][..., None].astype(np.float32),
       'targets': z[outputs].astype(np.float32),
       'target_values': values[outputs].astype(np.float32),
@@ -212,7 +237,9 @@ def create(config) -> Dataset:
     if not len(origins):
       raise ValueError(f'the {part} part of {name} is too short for one window of '
                        f'input_length {input_length} + horizon {horizon}')
-  windows = lambda origins: make_windows(series.values, scaler, origins, input_length, horizon)
+  season_length = int(_get(config, 'season_length', defaults.season_length))
+  windows = lambda origins: make_windows(series.values, scaler, origins, input_length, horizon,
+                                         season_length)
   return Dataset(
       train=ArraySource(windows(train_origins)),
       eval=ArraySource(windows(eval_origins)),

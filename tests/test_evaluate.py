@@ -1,4 +1,4 @@
-"""`python -m train.evaluate`: re-evaluating a workdir reproduces training's numbers, plus breakdowns."""
+"""`python -m train.evaluate`: re-evaluating a workdir reproduces training's numbers, and more."""
 
 import json
 

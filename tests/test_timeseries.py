@@ -97,6 +97,21 @@ def test_pipeline_windows_and_splits_by_hand(fake_series):
   np.testing.assert_array_equal(strided.train.fetch(np.arange(3), None)['last_value'], [1, 4, 11])
 
 
+def test_drift_and_seasonal_baselines_by_hand(fake_series):
+  # Training part 1 2 4 7 11 16: mean one-step change 15 / 5 = 3. Test origin 7 (x = 29).
+  test = data.create(config(season_length=2)).eval.fetch(np.arange(1), None)
+  np.testing.assert_allclose(test['drift_forecast'], [[32, 35]])
+  # x[t+k-2] + (x[t] - x[t-2]): 22 + (29 - 16), 29 + (29 - 16).
+  np.testing.assert_allclose(test['seasonal_forecast'], [[35, 42]])
+  assert 'seasonal_forecast' not in data.create(config()).eval.fetch(np.arange(1), None)
+  logged = data.create(config(log_transform=True)).eval.fetch(np.arange(1), None)
+  growth = np.mean(np.diff(np.log(TINY[:6])))
+  np.testing.assert_allclose(logged['drift_forecast'],
+                             [[29 * np.exp(growth), 29 * np.exp(2 * growth)]], rtol=1e-6)
+  with pytest.raises(ValueError, match='horizon <= season_length'):
+    data.create(config(season_length=1))
+
+
 def test_scaler_is_fitted_on_the_training_part_only(fake_series):
   before = data.create(config())
   changed = TINY.copy()
@@ -144,7 +159,11 @@ def _numpy_metrics(predictions, batch):
           'naive_rmse': rmse(naive - truth), 'naive_mae': np.mean(np.abs(naive - truth)),
           'rmse_step1': rmse(values[:, 0] - truth[:, 0]),
           'rmse_last': rmse(values[:, -1] - truth[:, -1]),
-          'naive_rmse_last': rmse(naive[:, -1] - truth[:, -1])}
+          'naive_rmse_last': rmse(naive[:, -1] - truth[:, -1]),
+          'drift_rmse': rmse(batch['drift_forecast'][keep] - truth),
+          'drift_mae': np.mean(np.abs(batch['drift_forecast'][keep] - truth)),
+          'seasonal_rmse': rmse(batch['seasonal_forecast'][keep] - truth),
+          'seasonal_mae': np.mean(np.abs(batch['seasonal_forecast'][keep] - truth))}
 
 
 @pytest.mark.parametrize('log', [False, True])
@@ -155,7 +174,9 @@ def test_metric_sums_match_numpy(log):
            'target_values': rng.uniform(1, 3, size=(b, h)).astype(np.float32),
            'last_value': rng.uniform(1, 3, size=b).astype(np.float32),
            'loc': np.full(b, 0.5, np.float32), 'scale': np.full(b, 0.2, np.float32),
-           'log': np.full(b, log), 'mask': np.arange(b) < 9}  # 3 padding examples
+           'log': np.full(b, log), 'mask': np.arange(b) < 9,  # 3 padding examples
+           'drift_forecast': rng.uniform(1, 3, size=(b, h)).astype(np.float32),
+           'seasonal_forecast': rng.uniform(1, 3, size=(b, h)).astype(np.float32)}
   predictions = rng.normal(size=(b, h)).astype(np.float32)
   task = forecast_tasks.Forecasting()
   loss_and_sums = jax.jit(task.loss_and_sums)

@@ -16,6 +16,8 @@ Metrics (sums over examples and horizon steps, divided once at the end):
   rmse_ratio     rmse / naive_rmse (below 1: better than naive); mae_ratio likewise.
   rmse_step1, rmse_last, naive_rmse_step1, naive_rmse_last   RMSE of the first and the last
                  (H-th) forecast step alone.
+  drift_rmse, drift_mae, seasonal_rmse, seasonal_mae   the other baselines the pipeline supplies
+                 (`drift_forecast`, `seasonal_forecast` `[B, H]`, original units), where present.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ def to_original_units(z: jax.Array, batch: Batch) -> jax.Array:
   expand = lambda a: a.reshape(a.shape + (1,) * (z.ndim - 1))
   f = z.astype(jnp.float32) * expand(batch['scale']) + expand(batch['loc'])
   return jnp.where(expand(batch['log']), jnp.exp(f), f)
+
+
+# Baseline forecasts a pipeline may put in the batch as `<name>_forecast` (data/timeseries.py).
+BASELINES = ('drift', 'seasonal')
 
 
 class Forecasting(Task):
@@ -68,6 +74,11 @@ class Forecasting(Task):
         'naive_squared_error_step1': (naive[:, 0] ** 2 * weights).sum(),
         'naive_squared_error_last': (naive[:, -1] ** 2 * weights).sum(),
     }
+    for name in BASELINES:
+      if f'{name}_forecast' in batch:
+        error = batch[f'{name}_forecast'].astype(jnp.float32) - values
+        sums[f'{name}_squared_error'] = (error ** 2 * w).sum()
+        sums[f'{name}_absolute_error'] = (jnp.abs(error) * w).sum()
     return sums['loss'] / jnp.maximum(count, 1.0), sums
 
   def finalize(self, sums: dict[str, float]) -> dict[str, float]:
@@ -83,6 +94,10 @@ class Forecasting(Task):
         'naive_rmse_step1': math.sqrt(sums['naive_squared_error_step1'] / count),
         'naive_rmse_last': math.sqrt(sums['naive_squared_error_last'] / count),
     }
+    for name in BASELINES:
+      if f'{name}_squared_error' in sums:
+        metrics[f'{name}_rmse'] = math.sqrt(sums[f'{name}_squared_error'] / points)
+        metrics[f'{name}_mae'] = sums[f'{name}_absolute_error'] / points
     ratio = lambda a, b: a / b if b > 0 else float('nan')
     metrics['rmse_ratio'] = ratio(metrics['rmse'], metrics['naive_rmse'])
     metrics['mae_ratio'] = ratio(metrics['mae'], metrics['naive_mae'])
