@@ -133,7 +133,16 @@ class CaptionLSTM(nn.Module):
     """
     if decoder_inputs is None:
       return self.greedy_decode(images)
-    carries, first = self.initial_state(self.encode(images, train), train)
+    return self._teacher_forced(self.encode(images, train), decoder_inputs, train)
+
+  def logits_and_greedy_decode(self, images: Array, decoder_inputs: Array,
+                               max_length: int | None = None):
+    """(`__call__`'s logits, `greedy_decode`'s dict) from one pass of the encoder (evaluation)."""
+    v = self.encode(images, train=False)
+    return self._teacher_forced(v, decoder_inputs, False), self._greedy(v, max_length)
+
+  def _teacher_forced(self, image_vector: Array, decoder_inputs: Array, train: bool) -> Array:
+    carries, first = self.initial_state(image_vector, train)
     x = jnp.swapaxes(self._embed(decoder_inputs, train), 0, 1)  # [T, B, E]
     if first is not None:
       x = jnp.concatenate([first[None], x], axis=0)  # the image is step -1
@@ -158,9 +167,12 @@ class CaptionLSTM(nn.Module):
     `lengths` `[batch]` (tokens up to and including EOS; max_length if none), `log_prob`
     `[batch]` (of the emitted tokens up to EOS).
     """
+    return self._greedy(self.encode(images, train=False), max_length)
+
+  def _greedy(self, image_vector: Array, max_length: int | None) -> dict[str, Array]:
     length = max_length or self.max_decode_length
-    batch = images.shape[0]
-    carries, first = self.initial_state(self.encode(images, train=False))
+    batch = image_vector.shape[0]
+    carries, first = self.initial_state(image_vector)
     if first is not None:
       carries, _ = self._step(carries, first, False)
 

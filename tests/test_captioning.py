@@ -167,11 +167,17 @@ def test_greedy_decode_equals_a_step_by_step_loop(image_batch):
   shifted = jax.tree.map(lambda x: x, variables)
   shifted['params']['output_projection']['bias'] = (
       variables['params']['output_projection']['bias'].at[2].add(eos_bias))
-  decoded = jax.jit(lambda v, x: model.apply(v, x, max_length=steps, method='greedy_decode'))(
-      shifted, images)
+  decoder_inputs = image_batch['decoder_inputs']
+  decoded, (logits, both) = jax.jit(lambda v, x, y: (
+      model.apply(v, x, max_length=steps, method='greedy_decode'),
+      model.apply(v, x, y, max_length=steps, method='logits_and_greedy_decode')))(
+          shifted, images, decoder_inputs)
   np.testing.assert_array_equal(decoded['tokens'], expected)
   lengths = np.where(ended, (expected == 2).argmax(1) + 1, steps)
   np.testing.assert_array_equal(decoded['lengths'], lengths)
+  # What evaluation calls: the same decode and the teacher-forced logits, from one encoder pass.
+  np.testing.assert_array_equal(both['tokens'], expected)
+  np.testing.assert_allclose(logits, model.apply(shifted, images, decoder_inputs), atol=1e-5)
 
 
 def test_beam_search_of_one_is_greedy_and_beam_scores_are_caption_log_probs(image_batch):

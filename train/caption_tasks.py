@@ -30,10 +30,11 @@ class Captioning(Seq2Seq):
     return batch['image'], batch['decoder_inputs']
 
   def apply(self, apply_fn, variables, batch: Batch, *, train: bool, rngs=None, mutable=False):
-    outputs = apply_fn(variables, *self.model_inputs(batch), train=train, rngs=rngs,
-                       mutable=mutable)
     if train:
-      return outputs
-    decoded = apply_fn(variables, batch['image'], max_length=batch['targets'].shape[1],
-                       method='greedy_decode')
-    return {'logits': outputs, 'predictions': decoded['tokens']}
+      return apply_fn(variables, *self.model_inputs(batch), train=True, rngs=rngs,
+                      mutable=mutable)
+    # One encoder pass for both the teacher-forced metrics and greedy decoding.
+    logits, decoded = apply_fn(variables, *self.model_inputs(batch),
+                               max_length=batch['targets'].shape[1],
+                               method='logits_and_greedy_decode')
+    return {'logits': logits, 'predictions': decoded['tokens']}
