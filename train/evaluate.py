@@ -15,16 +15,14 @@ checkpoint), 1 for anything else.
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
 import sys
 from typing import Any, Sequence
 
 import numpy as np
 
-from train import visualize
+from train import cli, visualize
 
 
 def task_metrics(run: visualize.Run, task, batch_size: int) -> dict[str, float]:
@@ -100,14 +98,8 @@ def bucket_table(results: dict[str, np.ndarray], width: int) -> list[dict[str, A
   return rows
 
 
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):
-    print(f'error: {message} (see python -m train.evaluate --help)', file=sys.stderr)
-    sys.exit(2)
-
-
-def _parser() -> argparse.ArgumentParser:
-  parser = _Parser(prog='python -m train.evaluate', description=__doc__.split('\n\n')[0])
+def _parser() -> cli.Parser:
+  parser = cli.Parser(prog='python -m train.evaluate', description=__doc__.split('\n\n')[0])
   parser.add_argument('--workdir', required=True, help='training workdir (config.json, checkpoint)')
   parser.add_argument('--beam_size', type=int, default=0,
                       help='seq2seq: also decode by beam search with this many beams')
@@ -123,14 +115,14 @@ def evaluate(args) -> dict[str, Any]:
   from train import tasks as tasks_lib
 
   if not os.path.isdir(args.workdir):
-    raise visualize.UsageError(f'workdir {args.workdir} does not exist')
+    raise cli.UsageError(f'workdir {args.workdir} does not exist')
   if args.bucket < 1:
-    raise visualize.UsageError('--bucket must be at least 1')
+    raise cli.UsageError('--bucket must be at least 1')
   if not os.path.isdir(os.path.join(args.workdir, 'checkpoints')):
-    raise visualize.UsageError(f'{args.workdir} has no checkpoints to evaluate')
+    raise cli.UsageError(f'{args.workdir} has no checkpoints to evaluate')
   run = visualize.load_run(args.workdir)
   if run.step is None:
-    raise visualize.UsageError(f'{args.workdir} has no checkpoints to evaluate')
+    raise cli.UsageError(f'{args.workdir} has no checkpoints to evaluate')
   config = run.config
   task = tasks_lib.create(config.get('task', 'classification'),
                           **(config.get('task_kwargs', None) or {}))
@@ -169,20 +161,7 @@ def evaluate(args) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command; returns the exit code after printing any error as one line."""
   args = _parser().parse_args(argv)
-  for name in ('absl', 'jax', 'orbax'):
-    logging.getLogger(name).setLevel(logging.ERROR if name == 'absl' else logging.WARNING)
-  import data
-  from train import checkpoint
-  try:
-    evaluate(args)
-  except visualize.UsageError as error:
-    print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
-    return 2
-  except (ValueError, TypeError, KeyError, OSError, RuntimeError, checkpoint.CheckpointError,
-          data.DatasetNotFoundError) as error:
-    print(f'error: {" ".join(str(error).split()) or type(error).__name__}', file=sys.stderr)
-    return 1
-  return 0
+  return cli.run(lambda: evaluate(args))
 
 
 if __name__ == '__main__':

@@ -24,7 +24,6 @@ Sampling from a trained language model (loads the workdir's config and newest ch
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -140,8 +139,9 @@ def generate(model, params, vocab, prompt: str, length: int, temperature: float,
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m train.lm_tasks',
-                                   description='Sample text from a trained language model.')
+  from train import cli
+  parser = cli.Parser(prog='python -m train.lm_tasks',
+                      description='Sample text from a trained language model.')
   parser.add_argument('--workdir', required=True)
   parser.add_argument('--prompt', default='\n')
   parser.add_argument('--length', type=int, default=600)
@@ -149,17 +149,16 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--step', type=int, default=None, help='checkpoint step (default: newest)')
   args = parser.parse_args(argv)
-  try:
+
+  def command():
     model, params, meta, step = load_for_sampling(args.workdir, args.step)
     text = generate(model, params, meta['vocab'], args.prompt, args.length, args.temperature,
                     args.seed, meta.get('level', 'char'))
-  except (ValueError, OSError, KeyError) as error:
-    print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
-    return 1
-  print(f'# {args.workdir}, step {step}, temperature {args.temperature}, seed {args.seed}',
-        file=sys.stderr)
-  print(text)
-  return 0
+    print(f'# {args.workdir}, step {step}, temperature {args.temperature}, seed {args.seed}',
+          file=sys.stderr)
+    print(text)
+
+  return cli.run(command)
 
 
 if __name__ == '__main__':

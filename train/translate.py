@@ -17,10 +17,11 @@ unless `--allow_unk`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
+
+from train import cli
 
 
 def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: float = 0.6,
@@ -87,8 +88,7 @@ def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: floa
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m train.translate', description=__doc__.split(
-      '\n')[0])
+  parser = cli.Parser(prog='python -m train.translate', description=__doc__.split('\n')[0])
   parser.add_argument('--workdir', required=True)
   parser.add_argument('--split', default='test', help="'test', 'validation', or a tfds split")
   parser.add_argument('--beam_size', type=int, default=4, help='1: greedy decoding')
@@ -100,23 +100,22 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--output', default=None, help='write the translations here, one a line')
   parser.add_argument('--show', type=int, default=3, help='print this many examples')
   args = parser.parse_args(argv)
-  try:
+
+  def command():
     result = translate(args.workdir, args.split, args.beam_size, args.alpha, args.max_length,
                        args.batch_size, args.allow_unk)
-  except (ValueError, OSError, KeyError, RuntimeError) as error:
-    print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
-    return 1
-  if args.output:
-    with open(args.output, 'w', encoding='utf-8') as f:
-      f.write(''.join(h + '\n' for h in result['hypotheses']))
-  for i in range(min(args.show, len(result['hypotheses']))):
-    print(f'source:     {result["sources"][i]}\nreference:  {result["references"][i]}\n'
-          f'hypothesis: {result["hypotheses"][i]}\n')
-  decoding = f'beam {args.beam_size}, alpha {args.alpha}' if args.beam_size > 1 else 'greedy'
-  print(f'{args.workdir} step {result["step"]}, {args.split} ({len(result["hypotheses"])} '
-        f'sentences), {decoding}: sacreBLEU {result["bleu"]:.2f} (token-level BLEU '
-        f'{result["token_bleu"]:.2f})\n{result["bleu_text"]}\n{result["signature"]}')
-  return 0
+    if args.output:
+      with open(args.output, 'w', encoding='utf-8') as f:
+        f.write(''.join(h + '\n' for h in result['hypotheses']))
+    for i in range(min(args.show, len(result['hypotheses']))):
+      print(f'source:     {result["sources"][i]}\nreference:  {result["references"][i]}\n'
+            f'hypothesis: {result["hypotheses"][i]}\n')
+    decoding = f'beam {args.beam_size}, alpha {args.alpha}' if args.beam_size > 1 else 'greedy'
+    print(f'{args.workdir} step {result["step"]}, {args.split} ({len(result["hypotheses"])} '
+          f'sentences), {decoding}: sacreBLEU {result["bleu"]:.2f} (token-level BLEU '
+          f'{result["token_bleu"]:.2f})\n{result["bleu_text"]}\n{result["signature"]}')
+
+  return cli.run(command)
 
 
 if __name__ == '__main__':

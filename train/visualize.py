@@ -54,6 +54,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from train import cli
+
 log = logging.getLogger(__name__)
 
 # Rendering constants: grids are drawn at an integer scale that makes them about this wide.
@@ -64,8 +66,7 @@ TENSORBOARD_WIDTH = 256  # grids written to TensorBoard are upscaled to at least
 TENSORBOARD_MAX_CHANNELS = 64
 
 
-class UsageError(ValueError):
-  """A problem with the command line (exit code 2)."""
+UsageError = cli.UsageError
 
 
 # Loading a run.
@@ -708,8 +709,8 @@ def plot_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str,
 # The command line.
 
 
-class _Parser(argparse.ArgumentParser):
-  """argparse with one-line errors (`error: ...`, exit code 2)."""
+class _Parser(cli.Parser):
+  """One-line errors that name the subcommand's help."""
 
   def error(self, message):
     print(f'error: {message} (see python -m train.visualize {self.prog.split()[-1]} --help)',
@@ -818,21 +819,8 @@ def _curves(args) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs a command; returns the exit code (0, 1 or 2) after printing any error as one line."""
   args = _parser().parse_args(argv)
-  for name in ('absl', 'jax', 'orbax'):
-    logging.getLogger(name).setLevel(logging.ERROR if name == 'absl' else logging.WARNING)
   commands = {'features': _features, 'attention': _attention, 'curves': _curves}
-  import data
-  from train import checkpoint
-  try:
-    commands[args.command](args)
-  except UsageError as error:
-    print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
-    return 2
-  except (ValueError, TypeError, KeyError, OSError, RuntimeError, checkpoint.CheckpointError,
-          data.DatasetNotFoundError) as error:
-    print(f'error: {" ".join(str(error).split()) or type(error).__name__}', file=sys.stderr)
-    return 1
-  return 0
+  return cli.run(lambda: commands[args.command](args))
 
 
 if __name__ == '__main__':
