@@ -51,6 +51,8 @@ class ConvNet(nn.Module):
     dropout: dropout rate before the logits (0 disables it).
     batch_norm: whether to put batch norm (bn1, bn2, ...) after each conv.
     in_channels: input channels; taken from the input if None.
+    conv_method: how every conv computes ('auto', 'lax', 'im2col', 'winograd'; see
+      `layers.Conv2D`); the same function and parameters whichever is chosen.
   """
   num_classes: int = 10
   features: Sequence[int] = (32, 64)
@@ -60,6 +62,7 @@ class ConvNet(nn.Module):
   dropout: float = 0.0
   batch_norm: bool = False
   in_channels: int | None = None
+  conv_method: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -67,7 +70,8 @@ class ConvNet(nn.Module):
     pool = _choice(_POOLS, self.pool, 'pool')
     channels = x.shape[-1] if self.in_channels is None else self.in_channels
     for i, features in enumerate(self.features, 1):
-      x = Conv2D(channels, features, self.kernel_size, padding='SAME', name=f'conv{i}')(x)
+      x = Conv2D(channels, features, self.kernel_size, padding='SAME', method=self.conv_method,
+                 name=f'conv{i}')(x)
       if self.batch_norm:
         x = BatchNorm(name=f'bn{i}')(x, train)
       x = nn.relu(x)
@@ -251,12 +255,15 @@ class VGG(nn.Module):
     num_classes: number of output logits.
     hidden_features: widths of the hidden dense layers fc1, fc2, ...
     dropout: dropout rate after each hidden dense layer.
+    conv_method: how every conv computes ('auto', 'lax', 'im2col', 'winograd'; see
+      `layers.Conv2D`); the same function and parameters whichever is chosen.
   """
   config: Union[str, Sequence[Union[int, str]]] = 'D'
   batch_norm: bool = False
   num_classes: int = 1000
   hidden_features: Sequence[int] = (4096, 4096)
   dropout: float = 0.5
+  conv_method: str = 'auto'
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -271,7 +278,8 @@ class VGG(nn.Module):
         continue
       if not isinstance(item, int):
         raise ValueError(f"VGG config entries must be ints or 'M', got {item!r}")
-      x = Conv2D(channels, item, 3, padding=1, name=f'block{block}_conv{conv}')(x)
+      x = Conv2D(channels, item, 3, padding=1, method=self.conv_method,
+                 name=f'block{block}_conv{conv}')(x)
       if self.batch_norm:
         x = BatchNorm(name=f'block{block}_bn{conv}')(x, train)
       x = nn.relu(x)

@@ -277,6 +277,19 @@ def test_conv_method_rule(x_shape, kernel_shape, stride, groups, dtype, expected
   assert layers.conv_method(x_shape, kernel_shape, stride, groups, dtype) == expected
 
 
+@pytest.mark.parametrize('name,shape', [('vgg_tiny', (2, 8, 8, 1)), ('convnet', (2, 12, 12, 1))])
+def test_models_compute_the_same_with_every_conv_method(name, shape):
+  import models
+  x = jnp.asarray(_rng(8).standard_normal(shape, np.float32))
+  outputs = {}
+  for method in ('lax', 'winograd', 'im2col'):
+    model = models.create(name, num_classes=10, conv_method=method)
+    variables = model.init(jax.random.key(0), x)
+    outputs[method] = model.apply(variables, x)
+  for method in ('winograd', 'im2col'):
+    np.testing.assert_allclose(outputs[method], outputs['lax'], rtol=1e-4, atol=1e-5)
+
+
 # Pooling.
 
 POOL_CASES = [
