@@ -157,3 +157,14 @@ def test_fused_scan_matches_autodiff_of_scan_steps(cell_type):
                                                                      True)
       for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_keep_freed_memory_is_accepted_by_glibc():
+  """train.main and the benchmark tune glibc malloc; a refused setting would silently cost speed."""
+  code = 'from train import platform; print(platform.keep_freed_memory())'
+  result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 0, result.stderr
+  import platform as host
+  expected = 'True' if host.libc_ver()[0] == 'glibc' else 'False'
+  assert result.stdout.strip() == expected

@@ -44,6 +44,10 @@ _REPEATS = flags.DEFINE_integer('repeats', 7, 'Timed repetitions (median reporte
 _STEPS = flags.DEFINE_integer('steps', 5, 'Steps per repetition.')
 _REFERENCE = flags.DEFINE_bool('reference', True, 'Time the PyTorch twin too, where one exists.')
 _JSON = flags.DEFINE_string('json', None, 'Write the records to this JSON file.')
+_KEEP_FREED_MEMORY = flags.DEFINE_bool(
+    'keep_freed_memory', True,
+    'glibc keeps freed memory for reuse (train/platform.py keep_freed_memory, as train.main does); '
+    'applies to the PyTorch reference in the same process too.')
 _TORCH_THREADS = flags.DEFINE_integer(
     'torch_threads', None, "PyTorch's intra-op threads on CPU (default: torch's own, one per "
     'core, as JAX uses every core). On a machine shared with other jobs, 2 threads can make '
@@ -392,6 +396,9 @@ def main(argv: list[str]) -> int:
   import logging
   for name in ('absl', 'jax'):
     logging.getLogger(name).setLevel(logging.WARNING)
+  if _KEEP_FREED_MEMORY.value:
+    from train import platform
+    platform.keep_freed_memory()
   names = list(BENCHMARKS) if _MODEL.value == 'all' else [_MODEL.value]
   unknown = [n for n in names if n not in BENCHMARKS]
   if unknown:
