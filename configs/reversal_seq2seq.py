@@ -11,11 +11,16 @@ final state; with attention each output step can look up its source position. Mo
 configs/_seq2seq.py with a 128-unit LSTM (the sequences are long, so steps cost more), 2,000
 steps.
 
-Measured (2-vCPU AMD EPYC, shared, 2026-11-26), greedy exact match on 2,000 held-out strings,
-overall and by source length 1-10 / 11-20 / 21-30 (552 / 730 / 718 strings):
-  attention (265,677 parameters)      99.95%   99.8 / 100.0 / 100.0%   6 min 49 s wall
-  :noattention (167,373 parameters)   57.80%   98.9 /  74.8 /   8.9%   5 min 04 s wall
-  (beam search, 4 beams, no attention: 64.75%; 99.3 / 84.3 / 18.4%)
+Measured (quiet 2-vCPU AMD EPYC, the two runs at once, 2026-11-26, second session), exact match
+on the 2,000 held-out strings, overall and by source length 1-10 / 11-20 / 21-30 (552 / 730 /
+718 strings), from `python -m train.evaluate --workdir=DIR --beam_size=4`:
+                                      greedy                          beam 4              wall
+  attention (265,677 parameters)      99.95%  99.8 / 100.0 / 100.0%   99.95%  (the same)  4 min 14 s
+  :noattention (167,373 parameters)   57.95%  99.1 /  75.3 /   8.6%   64.95%  99.8 / 85.1 / 17.7%
+                                                                                          3 min 12 s
+(An earlier run on a busy machine, before this session's rounding-level changes (hand-written
+scan backward, integer-label loss):
+99.95% and 57.80%.)
 """
 
 from configs import _seq2seq
