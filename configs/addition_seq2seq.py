@@ -20,8 +20,7 @@ on the 2,000 held-out problems after 3,000 steps, from `python -m train.evaluate
   attention (989,582 parameters)      greedy 99.45%  (beam search, 4 beams: 99.55%)  3 min 30 s wall
   :noattention (596,366 parameters)   greedy 98.90%  (beam 4: 99.30%)                2 min 42 s wall
 (An earlier run on a busy machine, before this session's rounding-level changes (hand-written
-scan backward, integer-label loss):
-99.70% and 98.90%.)
+scan backward, integer-label loss): 99.70% and 98.90%.)
 """
 
 from configs import _seq2seq

@@ -19,8 +19,7 @@ on the 2,000 held-out strings, overall and by source length 1-10 / 11-20 / 21-30
   :noattention (167,373 parameters)   57.95%  99.1 /  75.3 /   8.6%   64.95%  99.8 / 85.1 / 17.7%
                                                                                           3 min 12 s
 (An earlier run on a busy machine, before this session's rounding-level changes (hand-written
-scan backward, integer-label loss):
-99.95% and 57.80%.)
+scan backward, integer-label loss): 99.95% and 57.80%.)
 """
 
 from configs import _seq2seq
