@@ -215,26 +215,15 @@ class CaptionLSTM(nn.Module):
       carries, _ = self._step(carries, first, False)
     carries = seq2seq._tile(carries, k)  # pylint: disable=protected-access
     neg_inf = jnp.float32(-1e30)
-    pad_only = jnp.where(jnp.arange(vocab) == self.pad_id, 0.0, neg_inf)
 
     def body(module, state, step):
       carries, tokens, log_prob, finished, lengths = state
       last = jnp.where(step == 0, self.bos_id, tokens[:, :, jnp.maximum(step - 1, 0)])
       carries, logits = module._step(carries, module._embed(last.reshape(batch * k), False), False)
       step_log_probs = jax.nn.log_softmax(logits.astype(jnp.float32)) + module._never_emitted()
-      step_log_probs = jnp.where(finished[:, :, None], pad_only,
-                                 step_log_probs.reshape(batch, k, vocab))
-      candidates = log_prob[:, :, None] + step_log_probs  # [batch, k, vocab]
-      candidate_lengths = jnp.where(finished, lengths, step + 1)
-      scores = candidates / seq2seq.length_penalty(candidate_lengths, alpha)[:, :, None]
-      _, best = jax.lax.top_k(scores.reshape(batch, k * vocab), k)
-      parent, token = best // vocab, (best % vocab).astype(jnp.int32)
-      log_prob = jnp.take_along_axis(candidates.reshape(batch, k * vocab), best, axis=1)
-      tokens = jnp.take_along_axis(tokens, parent[:, :, None], axis=1)
-      tokens = jax.lax.dynamic_update_slice_in_dim(tokens, token[:, :, None], step, axis=2)
-      was_finished = jnp.take_along_axis(finished, parent, axis=1)
-      lengths = jnp.where(was_finished, jnp.take_along_axis(lengths, parent, axis=1), step + 1)
-      finished = was_finished | (token == self.eos_id)
+      parent, tokens, log_prob, finished, lengths = seq2seq.beam_step(
+          step_log_probs, tokens, log_prob, finished, lengths, step, alpha, self.pad_id,
+          self.eos_id)
       carries = seq2seq._gather_beams(carries, parent, batch, k)  # pylint: disable=protected-access
       return (carries, tokens, log_prob, finished, lengths), None
 

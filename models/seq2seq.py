@@ -56,6 +56,40 @@ def _gather_beams(tree: Any, indices: Array, batch: int, k: int) -> Any:
   return jax.tree.map(gather, tree)
 
 
+def beam_step(step_log_probs: Array, tokens: Array, log_prob: Array, finished: Array,
+              lengths: Array, step: Array, alpha: float, pad_id: int, eos_id: int):
+  """One step of beam search's bookkeeping, shared by every decoder with a beam.
+
+  Args:
+    step_log_probs: `[batch * k, vocab]` float32 log-probabilities of the next token per beam
+      (banned tokens already at -1e30).
+    tokens: `[batch, k, max_length]` hypotheses so far; log_prob, finished, lengths `[batch, k]`.
+    step: the position being written.
+
+  Every alive hypothesis is extended by every token and each finished one is carried over with
+  PAD at no cost; the `k` best by `log_prob / length_penalty(length, alpha)` survive.
+  Returns `(parent [batch, k], tokens, log_prob, finished, lengths)`; the caller gathers its
+  decoder state with `parent`.
+  """
+  batch, k, _ = tokens.shape
+  vocab = step_log_probs.shape[-1]
+  pad_only = jnp.where(jnp.arange(vocab) == pad_id, 0.0, jnp.float32(-1e30))
+  step_log_probs = jnp.where(finished[:, :, None], pad_only,
+                             step_log_probs.reshape(batch, k, vocab))
+  candidates = log_prob[:, :, None] + step_log_probs  # [batch, k, vocab]
+  candidate_lengths = jnp.where(finished, lengths, step + 1)
+  scores = candidates / length_penalty(candidate_lengths, alpha)[:, :, None]
+  _, best = jax.lax.top_k(scores.reshape(batch, k * vocab), k)
+  parent, token = best // vocab, (best % vocab).astype(jnp.int32)
+  log_prob = jnp.take_along_axis(candidates.reshape(batch, k * vocab), best, axis=1)
+  tokens = jnp.take_along_axis(tokens, parent[:, :, None], axis=1)
+  tokens = jax.lax.dynamic_update_slice_in_dim(tokens, token[:, :, None], step, axis=2)
+  was_finished = jnp.take_along_axis(finished, parent, axis=1)
+  lengths = jnp.where(was_finished, jnp.take_along_axis(lengths, parent, axis=1), step + 1)
+  finished = was_finished | (token == eos_id)
+  return parent, tokens, log_prob, finished, lengths
+
+
 def length_penalty(length: Array | int, alpha: float) -> Array:
   """GNMT's length normalisation `((5 + length) / 6) ** alpha` (Wu et al. 2016); 1 at alpha 0."""
   return ((5.0 + jnp.asarray(length, jnp.float32)) / 6.0) ** alpha
@@ -291,8 +325,6 @@ class Seq2Seq(nn.Module):
       raise ValueError(f'beam_size {k} is larger than the vocabulary ({vocab})')
     encoded = _tile(self.encode(inputs, input_lengths, train=False), k)
     neg_inf = jnp.float32(-1e30)
-    # A finished hypothesis's only continuation: PAD, at log-probability 0.
-    pad_only = jnp.where(jnp.arange(vocab) == self.pad_id, 0.0, neg_inf)
 
     def body(module, state, step, encoded):
       carries, feed, tokens, log_prob, finished, lengths = state
@@ -301,19 +333,9 @@ class Seq2Seq(nn.Module):
           carries, feed, module._embed_tokens(last.reshape(batch * k), False), encoded, False)
       step_log_probs = (jax.nn.log_softmax(logits.astype(jnp.float32))
                         + module._never_emitted(never_emit))
-      step_log_probs = jnp.where(finished[:, :, None], pad_only,
-                                 step_log_probs.reshape(batch, k, vocab))
-      candidates = log_prob[:, :, None] + step_log_probs  # [batch, k, vocab]
-      candidate_lengths = jnp.where(finished, lengths, step + 1)
-      scores = candidates / length_penalty(candidate_lengths, alpha)[:, :, None]
-      _, best = jax.lax.top_k(scores.reshape(batch, k * vocab), k)
-      parent, token = best // vocab, (best % vocab).astype(jnp.int32)
-      log_prob = jnp.take_along_axis(candidates.reshape(batch, k * vocab), best, axis=1)
-      tokens = jnp.take_along_axis(tokens, parent[:, :, None], axis=1)
-      tokens = jax.lax.dynamic_update_slice_in_dim(tokens, token[:, :, None], step, axis=2)
-      was_finished = jnp.take_along_axis(finished, parent, axis=1)
-      lengths = jnp.where(was_finished, jnp.take_along_axis(lengths, parent, axis=1), step + 1)
-      finished = was_finished | (token == self.eos_id)
+      parent, tokens, log_prob, finished, lengths = beam_step(
+          step_log_probs, tokens, log_prob, finished, lengths, step, alpha, self.pad_id,
+          self.eos_id)
       carries, feed = _gather_beams((carries, h_tilde), parent, batch, k)
       return (carries, feed, tokens, log_prob, finished, lengths), None
 
