@@ -418,6 +418,27 @@ def test_flatten_and_dense():
   assert layers.Dense is nn.Dense
 
 
+def test_folded_bias_dense_equals_nn_dense_in_values_and_gradients():
+  with jax.enable_x64(True):
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 3, 6), jnp.float64)
+    folded = layers.FoldedBiasDense(7, param_dtype=jnp.float64,
+                                    bias_init=nn.initializers.normal(1.0))
+    params = folded.init(jax.random.PRNGKey(1), x)
+    reference = nn.Dense(7, param_dtype=jnp.float64)
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(
+        jnp.shape, reference.init(jax.random.PRNGKey(1), x))
+    loss = lambda module: lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+    out = folded.apply(params, x)
+    assert out.dtype == jnp.float64
+    np.testing.assert_allclose(out, reference.apply(params, x), rtol=1e-13)
+    grads = jax.grad(loss(folded), argnums=(0, 1))(params, x)
+    expected = jax.grad(loss(reference), argnums=(0, 1))(params, x)
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
+      np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+  with pytest.raises(ValueError, match='use_bias=True'):
+    layers.FoldedBiasDense(3, use_bias=False).init(jax.random.PRNGKey(0), x)
+
+
 # Validation.
 
 VALIDATION_CASES = [

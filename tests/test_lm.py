@@ -5,6 +5,7 @@ import math
 import os
 import shutil
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import models
 from configs import shakespeare_char_lstm
 from data import shakespeare
-from models import heads
+from models import heads, layers
 from train import lm_tasks, tasks, trainer
 from train.metrics_writer import read_metrics
 
@@ -55,6 +56,35 @@ def test_carried_state_makes_two_windows_equal_one_long_pass(lm):
   _, carry = apply(variables, tokens[:, :4], return_carry=True)
   np.testing.assert_allclose(model.apply(variables, tokens[:, 4:], initial_carry=carry), second,
                              atol=1e-5)
+
+
+def test_output_layer_with_its_folded_bias_is_dense_or_tied_embedding():
+  tokens = jnp.array([[1, 2, 3], [4, 5, 6]])
+  untied = _lm(hidden_size=5, embedding_size=5, init_scale=0.3)
+  variables = untied.init(jax.random.PRNGKey(0), tokens)
+  captured = {}
+
+  def capture_input(next_fun, args, kwargs, context):
+    if isinstance(context.module, layers.FoldedBiasDense):
+      captured['x'] = args[0]
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(capture_input):
+    logits = untied.apply(variables, tokens)
+  output = variables['params']['output']
+  assert float(jnp.abs(output['bias']).min()) > 0  # init_scale: a nonzero bias to fold
+  np.testing.assert_allclose(logits.reshape(-1, 7),
+                             captured['x'] @ output['kernel'] + output['bias'], rtol=1e-5,
+                             atol=1e-6)
+  # Tied: the untied model whose output kernel is the transposed embedding.
+  embedding = variables['params']['embed']['embedding']
+  tied_params = {k: v for k, v in variables['params'].items() if k != 'output'}
+  tied_params['output_bias'] = output['bias']
+  as_untied = dict(variables['params'], output={'kernel': embedding.T, 'bias': output['bias']})
+  tied = _lm(hidden_size=5, embedding_size=5, init_scale=0.3, tie_weights=True)
+  np.testing.assert_allclose(tied.apply({**variables, 'params': tied_params}, tokens),
+                             untied.apply({**variables, 'params': as_untied}, tokens),
+                             rtol=1e-5, atol=1e-6)
 
 
 def test_zaremba_initialisation_weight_tying_and_registry():

@@ -67,6 +67,14 @@ def _init(module, *args):
 # Cells.
 
 
+def test_sigmoid_is_the_logistic_function():
+  x = np.linspace(-30, 30, 20_001).astype(np.float32)
+  exact = 1 / (1 + np.exp(-x.astype(np.float64)))
+  np.testing.assert_allclose(rnn.sigmoid(jnp.asarray(x)), exact, rtol=0, atol=2e-7)
+  np.testing.assert_allclose(jax.vmap(jax.grad(rnn.sigmoid))(jnp.asarray(x)),
+                             exact * (1 - exact), rtol=0, atol=2e-7)
+
+
 @pytest.mark.parametrize('cell_type', ['rnn', 'lstm', 'gru'])
 def test_cell_step_by_step_matches_numpy_equations(cell_type):
   batch, features, hidden, steps = 3, 5, 4, 4
