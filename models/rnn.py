@@ -55,6 +55,29 @@ def sigmoid(x: Array) -> Array:
   return 0.5 * jnp.tanh(0.5 * x) + 0.5
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def split_gates(x: Array, sizes: tuple[int, ...]) -> tuple[Array, ...]:
+  """`x` `[..., sum(sizes)]` cut into consecutive blocks of `sizes` on the last axis.
+
+  The same as slicing, with a backward pass that first materialises each block's gradient and
+  then concatenates them: fused into one loop, XLA:CPU's concatenate picks the block per element
+  and does not vectorise (the LSTM gate gradient ran ~10x slower; the seq2seq step +10%).
+  """
+  starts = [sum(sizes[:i]) for i in range(len(sizes))]
+  return tuple(x[..., start:start + size] for start, size in zip(starts, sizes))
+
+
+def _split_gates_fwd(x, sizes):
+  return split_gates(x, sizes), None
+
+
+def _split_gates_bwd(sizes, _, cotangents):
+  return (jnp.concatenate(jax.lax.optimization_barrier(cotangents), -1),)
+
+
+split_gates.defvjp(_split_gates_fwd, _split_gates_bwd)
+
+
 def _choice(table: dict, key: str, what: str):
   if key not in table:
     raise ValueError(f"{what} must be one of {', '.join(map(repr, table))}, got {key!r}")
@@ -185,12 +208,11 @@ class LSTMCell(RecurrentCell):
 
   def _combine(self, carry, projected, product):
     _, c = carry
-    hidden = c.shape[-1]
+    sizes = (c.shape[-1],) * 4
     z = projected + product
     # One logistic over all four gate blocks (g's block unused) beats three over thin slices.
-    gates = sigmoid(z)
-    i, f, o = gates[..., :hidden], gates[..., hidden:2 * hidden], gates[..., 3 * hidden:]
-    c = f * c + i * jnp.tanh(z[..., 2 * hidden:3 * hidden])
+    i, f, _, o = split_gates(sigmoid(z), sizes)
+    c = f * c + i * jnp.tanh(split_gates(z, sizes)[2])
     h = o * jnp.tanh(c)
     return (h, c), h
 
@@ -217,9 +239,10 @@ class GRUCell(RecurrentCell):
 
   def _combine(self, h, projected, product):
     hidden = h.shape[-1]
-    gates = sigmoid(projected[..., :2 * hidden] + product[..., :2 * hidden])
-    r, z = gates[..., :hidden], gates[..., hidden:]
-    n = jnp.tanh(projected[..., 2 * hidden:] + r * product[..., 2 * hidden:])
+    x_rz, x_n = split_gates(projected, (2 * hidden, hidden))
+    h_rz, h_n = split_gates(product, (2 * hidden, hidden))
+    r, z = split_gates(sigmoid(x_rz + h_rz), (hidden, hidden))
+    n = jnp.tanh(x_n + r * h_n)
     h = (1.0 - z) * n + z * h
     return h, h
 

@@ -75,6 +75,18 @@ def test_sigmoid_is_the_logistic_function():
                              exact * (1 - exact), rtol=0, atol=2e-7)
 
 
+def test_split_gates_is_slicing_in_values_and_gradients():
+  x = jnp.arange(2 * 9, dtype=jnp.float32).reshape(2, 9)
+  blocks = rnn.split_gates(x, (2, 4, 3))
+  for block, (start, stop) in zip(blocks, [(0, 2), (2, 6), (6, 9)]):
+    np.testing.assert_array_equal(block, x[:, start:stop])
+  weights = [jnp.full((2, n), w) for n, w in [(2, 1.0), (4, -2.0), (3, 3.0)]]
+  loss = lambda x: sum(jnp.sum(w * jnp.sin(b))
+                       for w, b in zip(weights, rnn.split_gates(x, (2, 4, 3))))
+  expected = jnp.concatenate(weights, -1) * jnp.cos(x)
+  np.testing.assert_allclose(jax.grad(loss)(x), expected, rtol=1e-6)
+
+
 @pytest.mark.parametrize('cell_type', ['rnn', 'lstm', 'gru'])
 def test_cell_step_by_step_matches_numpy_equations(cell_type):
   batch, features, hidden, steps = 3, 5, 4, 4
