@@ -256,8 +256,11 @@ def _winograd_applies(kernel_shape: Sequence[int], stride: tuple[int, int], grou
 
 
 def conv_method(x_shape: Sequence[int], kernel_shape: Sequence[int], stride: tuple[int, int],
-                groups: int, dtype: Dtype) -> str:
+                groups: int, dtype: Dtype, platform: str | None = None) -> str:
   """The fastest way to compute a convolution on CPU, as measured here (../shared/PERF.md).
+
+  On GPU and TPU (`platform` other than 'cpu'; default: JAX's default backend) always 'lax': the
+  vendor libraries (cuDNN) choose their own algorithms, Winograd included.
 
   A 3x3 stride-1 convolution uses Winograd F(2x2, 3x3) where it made the VGG-11-BN train step
   faster (batch 128, 32x32 inputs): wide layers on small maps (128 or more input channels on maps
@@ -273,10 +276,13 @@ def conv_method(x_shape: Sequence[int], kernel_shape: Sequence[int], stride: tup
     stride: (height, width) strides.
     groups: feature groups.
     dtype: computation dtype.
+    platform: 'cpu', 'gpu', 'tpu', or None for `jax.default_backend()`.
 
   Returns:
     'lax', 'im2col' or 'winograd'.
   """
+  if (platform or jax.default_backend()) != 'cpu':
+    return 'lax'
   _, height, width, in_channels = x_shape
   window_exceeds_input = kernel_shape[0] > height or kernel_shape[1] > width
   if (_winograd_applies(kernel_shape, stride, groups)

@@ -274,7 +274,10 @@ def test_conv2d_winograd_keeps_nn_conv_parameters_and_values():
     ((128, 1, 1, 512), (3, 3, 512, 512), (1, 1), 1, jnp.float32, 'im2col'),
 ])
 def test_conv_method_rule(x_shape, kernel_shape, stride, groups, dtype, expected):
-  assert layers.conv_method(x_shape, kernel_shape, stride, groups, dtype) == expected
+  assert layers.conv_method(x_shape, kernel_shape, stride, groups, dtype, 'cpu') == expected
+  # Accelerators: always the library convolution.
+  for platform in ('gpu', 'tpu'):
+    assert layers.conv_method(x_shape, kernel_shape, stride, groups, dtype, platform) == 'lax'
 
 
 @pytest.mark.parametrize('name,shape', [('vgg_tiny', (2, 8, 8, 1)), ('convnet', (2, 12, 12, 1))])
