@@ -38,7 +38,7 @@ Dense = nn.Dense
 
 
 def folded_affine(x: Array, kernel: Array, bias: Array) -> Array:
-  """`x @ kernel + bias` as one matrix product `[x, 1] @ [kernel; bias]`.
+  """`x @ kernel + bias` as one matrix product `[x, 1] @ [kernel; bias]` on CPU (plainly elsewhere).
 
   Args:
     x: `[..., in_features]`.
@@ -48,6 +48,8 @@ def folded_affine(x: Array, kernel: Array, bias: Array) -> Array:
   Returns:
     `[..., out_features]`.
   """
+  if jax.default_backend() != 'cpu':  # GPU/TPU libraries add the bias inside the product
+    return x @ kernel + bias.astype(kernel.dtype)
   ones = jnp.ones(x.shape[:-1] + (1,), x.dtype)
   return jnp.concatenate([x, ones], -1) @ jnp.concatenate([kernel, bias[None].astype(kernel.dtype)])
 

@@ -55,6 +55,13 @@ def sigmoid(x: Array) -> Array:
   return 0.5 * jnp.tanh(0.5 * x) + 0.5
 
 
+def materialise_on_cpu(tree: Any) -> Any:
+  """`tree` behind an optimisation barrier on CPU (XLA then computes it as its own operation
+  instead of fusing it into its consumers); unchanged on GPU/TPU, whose fusions have no such
+  slow paths."""
+  return jax.lax.optimization_barrier(tree) if jax.default_backend() == 'cpu' else tree
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def split_gates(x: Array, sizes: tuple[int, ...]) -> tuple[Array, ...]:
   """`x` `[..., sum(sizes)]` cut into consecutive blocks of `sizes` on the last axis.
@@ -72,7 +79,7 @@ def _split_gates_fwd(x, sizes):
 
 
 def _split_gates_bwd(sizes, _, cotangents):
-  return (jnp.concatenate(jax.lax.optimization_barrier(cotangents), -1),)
+  return (jnp.concatenate(materialise_on_cpu(cotangents), -1),)
 
 
 split_gates.defvjp(_split_gates_fwd, _split_gates_bwd)
@@ -330,7 +337,7 @@ def _fused_scan_bwd(combine, hidden, reverse, unroll, residuals, cotangents):
   def body(d_carry, inputs):
     # Materialise this step's residual slices first: fused into the gate arithmetic, XLA:CPU
     # recomputes the dynamic-slice indexing per element (that fusion ran ~1.7x slower).
-    inputs = jax.lax.optimization_barrier(inputs)
+    inputs = materialise_on_cpu(inputs)
     carry, x, product, valid, d_h = inputs
     _, vjp = jax.vjp(lambda c, x, z: _masked(combine, c, x, z, valid), carry, x, product)
     d_carry, d_x, d_product = vjp((d_carry, d_h))
