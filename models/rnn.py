@@ -49,9 +49,9 @@ _ACTIVATIONS = {'tanh': jnp.tanh, 'relu': jax.nn.relu}
 
 
 def sigmoid(x: Array) -> Array:
-  """The logistic function written as `(tanh(x/2) + 1) / 2`: the same function, which XLA:CPU
-  computes ~2x faster than `jax.nn.sigmoid`'s exp and division (a cheaper LSTM step, see
-  ../shared/PERF.md); within 1 ulp-scale float32 rounding of it (tested)."""
+  """The logistic function written as `(tanh(x/2) + 1) / 2`: the same function (within 2e-7,
+  tested), which XLA:CPU computes faster than `jax.nn.sigmoid`'s exp and division; with the
+  four LSTM gates in one call the small language model's train step went from 89 to 84 ms."""
   return 0.5 * jnp.tanh(0.5 * x) + 0.5
 
 
