@@ -68,7 +68,7 @@ def split_gates(x: Array, sizes: tuple[int, ...]) -> tuple[Array, ...]:
 
   The same as slicing, with a backward pass that first materialises each block's gradient and
   then concatenates them: fused into one loop, XLA:CPU's concatenate picks the block per element
-  and does not vectorise (the LSTM gate gradient ran ~10x slower; the seq2seq step +10%).
+  and does not vectorise (seq2seq train step 52 -> 46 ms, GRU language model 83 -> 80 ms).
   """
   starts = [sum(sizes[:i]) for i in range(len(sizes))]
   return tuple(x[..., start:start + size] for start, size in zip(starts, sizes))
