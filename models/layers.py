@@ -37,21 +37,24 @@ PaddingLike = Union[str, int, Sequence[int], Sequence[Sequence[int]]]
 Dense = nn.Dense
 
 
-def folded_affine(x: Array, kernel: Array, bias: Array) -> Array:
+def folded_affine(x: Array, kernel: Array, bias: Array, precision: PrecisionLike = None) -> Array:
   """`x @ kernel + bias` as one matrix product `[x, 1] @ [kernel; bias]` on CPU (plainly elsewhere).
 
   Args:
     x: `[..., in_features]`.
     kernel: `[in_features, out_features]`.
     bias: `[out_features]`.
+    precision: the matrix product's precision, as `nn.Dense`'s.
 
   Returns:
     `[..., out_features]`.
   """
+  bias = bias.astype(kernel.dtype)
   if jax.default_backend() != 'cpu':  # GPU/TPU libraries add the bias inside the product
-    return x @ kernel + bias.astype(kernel.dtype)
+    return jnp.matmul(x, kernel, precision=precision) + bias
   ones = jnp.ones(x.shape[:-1] + (1,), x.dtype)
-  return jnp.concatenate([x, ones], -1) @ jnp.concatenate([kernel, bias[None].astype(kernel.dtype)])
+  return jnp.matmul(jnp.concatenate([x, ones], -1), jnp.concatenate([kernel, bias[None]]),
+                    precision=precision)
 
 
 class FoldedBiasDense(nn.Dense):
@@ -71,7 +74,7 @@ class FoldedBiasDense(nn.Dense):
                         self.param_dtype)
     bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
     inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=self.dtype)
-    return folded_affine(inputs, kernel, bias)
+    return folded_affine(inputs, kernel, bias, self.precision)
 
 
 def _layer_name(module: nn.Module) -> str:

@@ -438,6 +438,10 @@ def test_folded_bias_dense_equals_nn_dense_in_values_and_gradients():
     expected = jax.grad(loss(reference), argnums=(0, 1))(params, x)
     for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
       np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+  precise = layers.FoldedBiasDense(3, precision='highest')
+  x32 = jnp.ones((2, 4))
+  assert 'HIGHEST' in str(jax.make_jaxpr(precise.apply)(precise.init(jax.random.PRNGKey(0), x32),
+                                                        x32))
   with pytest.raises(ValueError, match='use_bias=True'):
     layers.FoldedBiasDense(3, use_bias=False).init(jax.random.PRNGKey(0), x)
 
