@@ -123,11 +123,20 @@ def test_torch_language_model_twin_computes_the_same_loss(cell_type):
       pytest.approx(ours, rel=1e-5)
 
 
-def test_first_argmax_matches_argmax_including_ties():
-  logits = jnp.array([[0.0, 0.0, 0.0], [1.0, 3.0, 3.0], [-2.0, -1.0, -5.0], [7.0, 7.0, 1.0]])
-  np.testing.assert_array_equal(lm_tasks.first_argmax(logits), jnp.argmax(logits, -1))
+def test_argmax_matches_is_argmax_equals_target_including_ties_and_bad_targets():
+  from train import tasks
+  logits = jnp.array([[0.0, 0.0, 0.0], [1.0, 3.0, 3.0], [-2.0, -1.0, -5.0], [7.0, 7.0, 1.0],
+                      [-jnp.inf, -jnp.inf, -jnp.inf], [jnp.inf, 1.0, jnp.inf]])
+  for target in range(-1, 5):  # -1 and 3, 4 lie outside the 3-word vocabulary
+    targets = jnp.full(logits.shape[0], target, jnp.int32)
+    np.testing.assert_array_equal(tasks.argmax_matches(logits, targets),
+                                  jnp.argmax(logits, -1) == targets)
   random = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 300))
-  np.testing.assert_array_equal(lm_tasks.first_argmax(random), jnp.argmax(random, -1))
+  argmax = jnp.argmax(random, -1)
+  for targets in (argmax, jax.random.randint(jax.random.PRNGKey(1), (4, 5), 0, 300),
+                  jnp.where(jnp.arange(5) % 2 == 0, argmax, (argmax + 1) % 300)):
+    np.testing.assert_array_equal(tasks.argmax_matches(random, targets), argmax == targets)
+  assert 0 < int(tasks.argmax_matches(random, argmax).sum()) == 20
 
 
 @pytest.mark.parametrize('cell_type', ['lstm', 'gru', 'rnn'])

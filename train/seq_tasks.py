@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from train import bleu as bleu_lib
-from train.tasks import Batch, Sums, Task, example_weights
+from train.tasks import Batch, Sums, Task, argmax_matches, example_weights
 
 
 class Seq2Seq(Task):
@@ -68,7 +68,7 @@ class Seq2Seq(Task):
     else:
       losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     tokens = token_weights.sum()
-    correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+    correct = argmax_matches(logits, targets).astype(jnp.float32)
     sums = {'loss': (losses * token_weights).sum(), 'accuracy': (correct * token_weights).sum(),
             'tokens': tokens, 'count': weights.sum()}
     if isinstance(outputs, dict):
