@@ -32,6 +32,9 @@ def test_benchmark_command_writes_records(tmp_path):
     assert record['ours'] > 0 and record['reference'] > 0
     assert record['ratio'] == pytest.approx(record['ours'] / record['reference'])
     assert record['flops_per_s'] > 0 and 0 < record['peak_fraction']
+    # The same FLOP count over each side's time: the two fractions stand in the speed ratio.
+    assert record['peak_fraction'] / record['reference_peak_fraction'] == \
+        pytest.approx(record['ratio'])
   assert 'convnet' in result.stdout and 'ratio' in result.stdout
 
 

@@ -22,7 +22,9 @@ reference being that Flax model in the same trainer step.
 `--json PATH` writes a list of records with `model`, `step` (train/inference), `unit`, `ours`,
 `reference`, `ratio` (ours/reference, both medians of the same run; null without a reference),
 `spread` (ours: (max-min)/median; `reference_spread` likewise), `compile_s`, `flops_per_s`,
-`peak_fraction`, `device` and `reference_impl`.
+`peak_fraction`, `reference_peak_fraction` (the same FLOP count over the reference's median time:
+how close the reference runs to the peak, so a lead of r needs r times that), `device` and
+`reference_impl`.
 """
 
 from __future__ import annotations
@@ -380,6 +382,8 @@ def run(spec: Benchmark, batch_size: int, repeats: int, steps: int, reference: b
         'compile_s': compile_s, 'steps_per_s': 1 / median,
         'flops_per_s': flops[step_name] / median, 'peak_flops_per_s': peak,
         'peak_fraction': flops[step_name] / median / peak,
+        'reference_peak_fraction': (flops[step_name] / statistics.median(theirs_times) / peak
+                                    if theirs_times else None),
         'device': f'{jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()})',
         'reference_impl': reference_impl if theirs_times else None,
     })
@@ -388,13 +392,15 @@ def run(spec: Benchmark, batch_size: int, repeats: int, steps: int, reference: b
 
 def _print(records: list[dict[str, Any]]) -> None:
   print(f'{"model":<22} {"step":<10} {"ours":>12} {"reference":>12} {"ratio":>6} {"spread":>7} '
-        f'{"compile":>8} {"GFLOP/s":>8} {"of peak":>8}')
+        f'{"compile":>8} {"GFLOP/s":>8} {"of peak":>8} {"ref of peak":>12}')
   for r in records:
     reference = f'{r["reference"]:,.1f}' if r['reference'] else '-'
     ratio = f'{r["ratio"]:.2f}' if r['ratio'] else '-'
+    reference_peak = (f'{r["reference_peak_fraction"]:.0%}' if r['reference_peak_fraction']
+                      else '-')
     print(f'{r["model"]:<22} {r["step"]:<10} {r["ours"]:>12,.1f} {reference:>12} {ratio:>6} '
           f'{r["spread"]:>6.0%} {r["compile_s"]:>7.1f}s {r["flops_per_s"] / 1e9:>8.1f} '
-          f'{r["peak_fraction"]:>7.0%}')
+          f'{r["peak_fraction"]:>7.0%} {reference_peak:>12}')
   if records:
     print(f'(rates in {", ".join(sorted({r["unit"] for r in records}))}; device {records[0]["device"]}; matmul peak '
           f'{records[0]["peak_flops_per_s"] / 1e9:.0f} GFLOP/s)')
