@@ -185,6 +185,54 @@ def verify_fashion_mnist(directory: str, check_sha256: bool = True) -> dict[str,
   return counts
 
 
+def _split_counts(builder) -> str:
+  splits = builder.info.splits
+  return ' / '.join(f'{splits[name].num_examples} {name}' for name in splits)
+
+
+def _prepare(dataset, data_dir: str | None, manual_dir: str | None, fetch: bool, log: Log, *,
+             raw: str, find: Callable[[str], str | None], fetch_raw: Callable[[str, Log], object],
+             verify: Callable[[str], str]) -> str:
+  """The steps every `prepare_*` function takes; returns the prepared dataset's directory.
+
+  Args:
+    dataset: the dataset's module (`NAME`, `builder(data_dir)`, `default_manual_dir(data_dir)`,
+      `prepare(data_dir, raw_directory)`).
+    data_dir, manual_dir, fetch, log: as `prepare_fashion_mnist`.
+    raw: what the raw files are, for messages.
+    find: the directory holding the raw files, looking in the manual dir; None if absent.
+    fetch_raw: fetches the raw files into the manual dir.
+    verify: checks the raw files in a directory (raising on a mismatch) and describes them.
+  """
+  from data.images import resolve_data_dir
+
+  data_dir = resolve_data_dir(data_dir)
+  builder = dataset.builder(data_dir)
+  if builder.is_prepared():
+    log(f'{dataset.NAME} is already prepared in {builder.data_dir} ({_split_counts(builder)}); '
+        f'nothing to do')
+    return os.fspath(builder.data_dir)
+  manual_dir = os.path.abspath(os.path.expanduser(
+      manual_dir or dataset.default_manual_dir(data_dir)))
+  directory = find(manual_dir)
+  if directory is not None:
+    log(f'{raw} already in {directory}; not fetching')
+  elif not fetch:
+    raise PrepareError(f'{raw} not found in {manual_dir}, and fetching is off (run without '
+                       f'--no_fetch, or put the files there)')
+  else:
+    fetch_raw(manual_dir, log)
+    directory = manual_dir
+  log(f'verified {directory}: {verify(directory)}')
+  try:
+    builder = dataset.prepare(data_dir, directory)
+  except Exception as error:  # pylint: disable=broad-except
+    raise PrepareError(f'building {dataset.NAME} in {data_dir} failed: '
+                       f'{type(error).__name__}: {error}') from error
+  log(f'prepared {dataset.NAME} in {builder.data_dir} ({_split_counts(builder)})')
+  return os.fspath(builder.data_dir)
+
+
 def prepare_fashion_mnist(data_dir: str | None = None, manual_dir: str | None = None,
                           fetch: bool = True, log: Log = print) -> str:
   """Makes `fashion_mnist_idx` ready in `data_dir`; returns the prepared dataset's directory.
@@ -199,36 +247,15 @@ def prepare_fashion_mnist(data_dir: str | None = None, manual_dir: str | None = 
     PrepareError: a step failed.
   """
   from data import fashion_mnist
-  from data.images import resolve_data_dir
 
-  data_dir = resolve_data_dir(data_dir)
-  builder = fashion_mnist.builder(data_dir)
-  if builder.is_prepared():
-    splits = builder.info.splits
-    log(f'{fashion_mnist.NAME} is already prepared in {builder.data_dir} '
-        f'({splits["train"].num_examples} train / {splits["test"].num_examples} test); '
-        f'nothing to do')
-    return os.fspath(builder.data_dir)
-  manual_dir = os.path.abspath(os.path.expanduser(
-      manual_dir or fashion_mnist.default_manual_dir(data_dir)))
-  directory = fashion_mnist.find_idx_files(manual_dir)
-  if directory is not None:
-    log(f'IDX files already in {directory}; not fetching')
-  elif not fetch:
-    raise PrepareError(f'the Fashion-MNIST IDX files are not in {manual_dir} and fetching is off')
-  else:
-    fetch_fashion_mnist(manual_dir, log)
-    directory = manual_dir
-  counts = verify_fashion_mnist(directory)
-  log(f'verified {directory}: {counts["train"]} train / {counts["test"]} test examples, '
-      f'balanced classes, SHA-256 of the contents match')
-  try:
-    builder = fashion_mnist.prepare(data_dir, directory)
-  except Exception as error:  # pylint: disable=broad-except
-    raise PrepareError(f'building {fashion_mnist.NAME} in {data_dir} failed: '
-                       f'{type(error).__name__}: {error}') from error
-  log(f'prepared {fashion_mnist.NAME} in {builder.data_dir}')
-  return os.fspath(builder.data_dir)
+  def verify(directory):
+    counts = verify_fashion_mnist(directory)
+    return (f'{counts["train"]} train / {counts["test"]} test examples, balanced classes, '
+            f'SHA-256 of the contents match')
+
+  return _prepare(fashion_mnist, data_dir, manual_dir, fetch, log,
+                  raw='the Fashion-MNIST IDX files', find=fashion_mnist.find_idx_files,
+                  fetch_raw=fetch_fashion_mnist, verify=verify)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,31 +351,17 @@ def prepare_movie_reviews(data_dir: str | None = None, manual_dir: str | None = 
   stand-in files in tests).
   """
   from data import movie_reviews
-  from data.images import resolve_data_dir
 
-  data_dir = resolve_data_dir(data_dir)
-  builder = movie_reviews.builder(data_dir)
-  if builder.is_prepared():
-    log(f'{movie_reviews.NAME} is already prepared in {builder.data_dir}; nothing to do')
-    return os.fspath(builder.data_dir)
-  manual_dir = os.path.abspath(os.path.expanduser(
-      manual_dir or movie_reviews.default_manual_dir(data_dir)))
-  path = movie_reviews.find_file(manual_dir)
-  if path is not None:
-    log(f'{path} already there; not fetching')
-  elif not fetch:
-    raise PrepareError(f'{movie_reviews.FILE} is not in {manual_dir} and fetching is off')
-  else:
-    path = fetch_movie_reviews(manual_dir, log)
-  count = verify_movie_reviews(path, check_sha256=verify)
-  log(f'verified {path}: {count} distinct snippets')
-  try:
-    builder = movie_reviews.prepare(data_dir, os.path.dirname(path))
-  except Exception as error:  # pylint: disable=broad-except
-    raise PrepareError(f'building {movie_reviews.NAME} in {data_dir} failed: '
-                       f'{type(error).__name__}: {error}') from error
-  log(f'prepared {movie_reviews.NAME} in {builder.data_dir}')
-  return os.fspath(builder.data_dir)
+  def find(manual_dir):
+    path = movie_reviews.find_file(manual_dir)
+    return None if path is None else os.path.dirname(path)
+
+  def check(directory):
+    path = os.path.join(directory, movie_reviews.FILE)
+    return f'{verify_movie_reviews(path, check_sha256=verify)} distinct snippets'
+
+  return _prepare(movie_reviews, data_dir, manual_dir, fetch, log, raw=movie_reviews.FILE,
+                  find=find, fetch_raw=fetch_movie_reviews, verify=check)
 
 
 def fetch_shakespeare(manual_dir: str, log: Log = print) -> list[str]:
@@ -405,32 +418,10 @@ def prepare_shakespeare(data_dir: str | None = None, manual_dir: str | None = No
                         fetch: bool = True, log: Log = print, verify: bool = True) -> str:
   """Makes `shakespeare_works` ready in `data_dir`; returns the prepared dataset's directory."""
   from data import shakespeare
-  from data.images import resolve_data_dir
-
-  data_dir = resolve_data_dir(data_dir)
-  builder = shakespeare.builder(data_dir)
-  if builder.is_prepared():
-    log(f'{shakespeare.NAME} is already prepared in {builder.data_dir}; nothing to do')
-    return os.fspath(builder.data_dir)
-  manual_dir = os.path.abspath(os.path.expanduser(
-      manual_dir or shakespeare.default_manual_dir(data_dir)))
-  directory = shakespeare.find_texts(manual_dir)
-  if directory is not None:
-    log(f'texts already in {directory}; not fetching')
-  elif not fetch:
-    raise PrepareError(f'the Shakespeare texts are not in {manual_dir} and fetching is off')
-  else:
-    fetch_shakespeare(manual_dir, log)
-    directory = manual_dir
-  count = verify_shakespeare(directory, check_sha256=verify)
-  log(f'verified {directory}: {count} works')
-  try:
-    builder = shakespeare.prepare(data_dir, directory)
-  except Exception as error:  # pylint: disable=broad-except
-    raise PrepareError(f'building {shakespeare.NAME} in {data_dir} failed: '
-                       f'{type(error).__name__}: {error}') from error
-  log(f'prepared {shakespeare.NAME} in {builder.data_dir}')
-  return os.fspath(builder.data_dir)
+  return _prepare(
+      shakespeare, data_dir, manual_dir, fetch, log, raw='the Shakespeare texts',
+      find=shakespeare.find_texts, fetch_raw=fetch_shakespeare,
+      verify=lambda directory: f'{verify_shakespeare(directory, check_sha256=verify)} works')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,35 +479,12 @@ def prepare_ding(data_dir: str | None = None, manual_dir: str | None = None, fet
                  log: Log = print, verify: bool = True) -> str:
   """Makes `ding_en_de` ready in `data_dir`; returns the prepared dataset's directory."""
   from data import translation
-  from data.images import resolve_data_dir
-
-  data_dir = resolve_data_dir(data_dir)
-  builder = translation.builder(data_dir)
-  if builder.is_prepared():
-    log(f'{translation.NAME} is already prepared in {builder.data_dir}; nothing to do')
-    return os.fspath(builder.data_dir)
-  manual_dir = os.path.abspath(os.path.expanduser(
-      manual_dir or translation.default_manual_dir(data_dir)))
-  directory = translation.find_files(manual_dir)
-  if directory is not None:
-    log(f'dictd files already in {directory}; not fetching')
-  elif not fetch:
-    raise PrepareError(f'{" and ".join(translation.FILES)} are not in {manual_dir} and fetching '
-                       f'is off')
-  else:
-    fetch_ding(manual_dir, log)
-    directory = manual_dir
-  count = verify_ding(directory, check_sha256=verify)
-  log(f'verified {directory}: {count} distinct English-German example pairs')
-  try:
-    builder = translation.prepare(data_dir, directory)
-  except Exception as error:  # pylint: disable=broad-except
-    raise PrepareError(f'building {translation.NAME} in {data_dir} failed: '
-                       f'{type(error).__name__}: {error}') from error
-  splits = builder.info.splits
-  log(f'prepared {translation.NAME} in {builder.data_dir} (' +
-      ' / '.join(f'{splits[s].num_examples} {s}' for s in translation.SPLITS) + ')')
-  return os.fspath(builder.data_dir)
+  return _prepare(
+      translation, data_dir, manual_dir, fetch, log,
+      raw=f'the dictd files {" and ".join(translation.FILES)}', find=translation.find_files,
+      fetch_raw=fetch_ding,
+      verify=lambda directory: (f'{verify_ding(directory, check_sha256=verify)} distinct '
+                                f'English-German example pairs'))
 
 
 DATASETS = {

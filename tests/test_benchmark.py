@@ -12,30 +12,36 @@ import optax
 import pytest
 
 import models
-from train import benchmark, lm_tasks, tasks, torch_reference
+from train import benchmark, tasks, torch_reference
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_benchmark_command_writes_records(tmp_path):
+@pytest.mark.parametrize('model, batch_size, repeats, unit, reference', [
+    ('convnet', 16, 2, 'images/s', 'torch'),
+    ('rnn_lm_small', 4, 1, 'tokens/s', 'torch'),  # a recurrent entry against its PyTorch twin
+])
+def test_benchmark_command_writes_records(tmp_path, model, batch_size, repeats, unit, reference):
   path = tmp_path / 'bench.json'
   result = subprocess.run(
-      [sys.executable, '-m', 'train.benchmark', '--model=convnet', '--batch_size=16',
-       '--repeats=2', '--steps=1', f'--json={path}'], cwd=REPO, capture_output=True, text=True,
-      timeout=300)
+      [sys.executable, '-m', 'train.benchmark', f'--model={model}', f'--batch_size={batch_size}',
+       f'--repeats={repeats}', '--steps=1', f'--json={path}'], cwd=REPO, capture_output=True,
+      text=True, timeout=300)
   assert result.returncode == 0, result.stderr
   records = json.loads(path.read_text())
-  assert [r['step'] for r in records] == ['train', 'inference']
+  assert [(r['model'], r['step']) for r in records] == [(model, 'train'), (model, 'inference')]
   for record in records:
     for key in ('model', 'unit', 'ours', 'reference', 'ratio', 'compile_s', 'device'):
       assert key in record
+    assert record['unit'] == unit
     assert record['ours'] > 0 and record['reference'] > 0
     assert record['ratio'] == pytest.approx(record['ours'] / record['reference'])
+    assert record['reference_impl'].startswith(reference)
     assert record['flops_per_s'] > 0 and 0 < record['peak_fraction']
     # The same FLOP count over each side's time: the two fractions stand in the speed ratio.
     assert record['peak_fraction'] / record['reference_peak_fraction'] == \
         pytest.approx(record['ratio'])
-  assert 'convnet' in result.stdout and 'ratio' in result.stdout
+  assert model in result.stdout and 'ratio' in result.stdout
 
 
 def test_unknown_benchmark_is_one_line():
@@ -64,26 +70,6 @@ def test_twin_has_the_same_parameter_count(name):
   twin = spec.torch_model()
   theirs = count(twin) if spec.reference == 'flax' else torch_reference.count_parameters(twin)
   assert theirs == ours
-
-
-def test_lm_benchmark_command_writes_records(tmp_path):
-  """A new recurrent entry, at tiny repetitions: the language model against its PyTorch twin."""
-  path = tmp_path / 'bench.json'
-  result = subprocess.run(
-      [sys.executable, '-m', 'train.benchmark', '--model=rnn_lm_small', '--batch_size=4',
-       '--repeats=1', '--steps=1', f'--json={path}'], cwd=REPO, capture_output=True, text=True,
-      timeout=300)
-  assert result.returncode == 0, result.stderr
-  records = json.loads(path.read_text())
-  assert [(r['model'], r['step']) for r in records] == [('rnn_lm_small', 'train'),
-                                                         ('rnn_lm_small', 'inference')]
-  for record in records:
-    for key in ('model', 'unit', 'ours', 'reference', 'ratio', 'compile_s', 'device'):
-      assert key in record
-    assert record['unit'] == 'tokens/s'
-    assert record['ours'] > 0 and record['reference'] > 0
-    assert record['ratio'] == pytest.approx(record['ours'] / record['reference'])
-    assert record['reference_impl'].startswith('torch')
 
 
 def _torch_lm_loss(twin, ours_params, inputs, targets):
