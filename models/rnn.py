@@ -117,6 +117,9 @@ class RecurrentCell(nn.Module):
   bias_init: Initializer = nn.initializers.zeros_init()
 
   num_gates: ClassVar[int] = 1
+  # Whether `_combine` reads `projected` and `product` only as their sum (lets `scan`'s backward
+  # keep one array per step instead of two).
+  additive: ClassVar[bool] = False
 
   def _input_bias_init(self, key, shape, dtype=jnp.float32):
     return self.bias_init(key, shape, dtype)
@@ -179,8 +182,9 @@ class RecurrentCell(nn.Module):
     the kernel's gradient is ONE `[H, time*batch] x [time*batch, G*H]` product afterwards.
     """
     params = self.recurrent_params()
-    return _fused_scan(self._combine, self.hidden, reverse, unroll, params['recurrent_kernel'],
-                       params.get('recurrent_bias'), carry, projected, mask)
+    return _fused_scan(self._combine, self.hidden, self.additive, reverse, unroll,
+                       params['recurrent_kernel'], params.get('recurrent_bias'), carry, projected,
+                       mask)
 
 
 class SimpleRNNCell(RecurrentCell):
@@ -192,6 +196,7 @@ class SimpleRNNCell(RecurrentCell):
   activation: str = 'tanh'
 
   num_gates: ClassVar[int] = 1
+  additive: ClassVar[bool] = True
 
   def _combine(self, h, projected, product):
     act = _choice(_ACTIVATIONS, self.activation, 'activation')
@@ -208,6 +213,7 @@ class LSTMCell(RecurrentCell):
   forget_bias: float = 1.0
 
   num_gates: ClassVar[int] = 4
+  additive: ClassVar[bool] = True
 
   def _input_bias_init(self, key, shape, dtype=jnp.float32):
     h = self.hidden_size
@@ -316,21 +322,24 @@ def _add_to_hidden(carry, dh):
   return (carry[0] + dh,) + tuple(carry[1:]) if isinstance(carry, tuple) else carry + dh
 
 
-def _fused_scan_fwd(combine, hidden, reverse, unroll, kernel, bias, carry, projected, mask):
+def _fused_scan_fwd(combine, hidden, additive, reverse, unroll, kernel, bias, carry, projected,
+                    mask):
   def body(carry, inputs):
     x, valid = inputs
     product = hidden(carry) @ kernel
     if bias is not None:
       product = product + bias
     new_carry, h = _masked(combine, carry, x, product, valid)
-    return new_carry, (h, carry, product)
+    # An additive cell's backward needs only the sum; keep it instead of the product.
+    return new_carry, (h, carry, x + product if additive else product)
 
   final, (outputs, previous, products) = jax.lax.scan(body, carry, (projected, mask),
                                                       reverse=reverse, unroll=unroll)
-  return (final, outputs), (kernel, bias is not None, previous, products, projected, mask)
+  return (final, outputs), (kernel, bias is not None, previous, products,
+                            None if additive else projected, mask)
 
 
-def _fused_scan_bwd(combine, hidden, reverse, unroll, residuals, cotangents):
+def _fused_scan_bwd(combine, hidden, additive, reverse, unroll, residuals, cotangents):
   kernel, has_bias, previous, products, projected, mask = residuals
   d_final, d_outputs = cotangents
 
@@ -338,14 +347,23 @@ def _fused_scan_bwd(combine, hidden, reverse, unroll, residuals, cotangents):
     # Materialise this step's residual slices first: fused into the gate arithmetic, XLA:CPU
     # recomputes the dynamic-slice indexing per element (that fusion ran ~1.7x slower).
     inputs = materialise_on_cpu(inputs)
-    carry, x, product, valid, d_h = inputs
-    _, vjp = jax.vjp(lambda c, x, z: _masked(combine, c, x, z, valid), carry, x, product)
-    d_carry, d_x, d_product = vjp((d_carry, d_h))
+    if additive:  # `product` holds x + product; one gradient serves both
+      carry, z, valid, d_h = inputs
+      _, vjp = jax.vjp(lambda c, z: _masked(combine, c, z, jnp.zeros_like(z), valid), carry, z)
+      d_carry, d_product = vjp((d_carry, d_h))
+      d_x = ()
+    else:
+      carry, x, product, valid, d_h = inputs
+      _, vjp = jax.vjp(lambda c, x, z: _masked(combine, c, x, z, valid), carry, x, product)
+      d_carry, d_x, d_product = vjp((d_carry, d_h))
     return _add_to_hidden(d_carry, d_product @ kernel.T), (d_x, d_product)
 
-  d_carry, (d_projected, d_products) = jax.lax.scan(
-      body, d_final, (previous, projected, products, mask, d_outputs), reverse=not reverse,
-      unroll=unroll)
+  xs = ((previous, products, mask, d_outputs) if additive else
+        (previous, projected, products, mask, d_outputs))
+  d_carry, (d_projected, d_products) = jax.lax.scan(body, d_final, xs, reverse=not reverse,
+                                                    unroll=unroll)
+  if additive:
+    d_projected = d_products
   h_previous = hidden(previous)
   rows = h_previous.shape[0] * h_previous.shape[1]
   d_kernel = h_previous.reshape(rows, -1).T @ d_products.reshape(rows, -1)
@@ -353,12 +371,16 @@ def _fused_scan_bwd(combine, hidden, reverse, unroll, residuals, cotangents):
   return d_kernel, d_bias, d_carry, d_projected, None
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _fused_scan(combine, hidden, reverse, unroll, kernel, bias, carry, projected, mask):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
+def _fused_scan(combine, hidden, additive, reverse, unroll, kernel, bias, carry, projected, mask):
   """`lax.scan` of `combine(carry, x_t, hidden(carry) @ kernel + bias)` over time-major
-  `projected`, masked as `scan_steps`; returns (final carry, outputs `[time, batch, H]`)."""
-  return _fused_scan_fwd(combine, hidden, reverse, unroll, kernel, bias, carry, projected,
-                         mask)[0]
+  `projected`, masked as `scan_steps`; returns (final carry, outputs `[time, batch, H]`).
+
+  `additive`: `combine` reads `x_t` and the product only as their sum (SimpleRNN, LSTM); the
+  backward then saves and differentiates that sum alone.
+  """
+  return _fused_scan_fwd(combine, hidden, additive, reverse, unroll, kernel, bias, carry,
+                         projected, mask)[0]
 
 
 _fused_scan.defvjp(_fused_scan_fwd, _fused_scan_bwd)
