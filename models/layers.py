@@ -409,13 +409,6 @@ class _Pool2D(nn.Module):
     return window, stride, pads, reshape
 
 
-def _window_slices(x: Array, window: tuple[int, int]) -> list[Array]:
-  """The wh * ww strided slices of [N, H, W, C] whose elementwise max / sum pools each window."""
-  n, h, w, c = x.shape
-  return [x[:, i:h - h % window[0]:window[0], j:w - w % window[1]:window[1]]
-          for i in range(window[0]) for j in range(window[1])]
-
-
 def _tiled_max(x: Array, window: tuple[int, int]) -> Array:
   return _blocks(x, window).max(axis=(2, 4))
 
