@@ -19,7 +19,8 @@ preprocessing does), cut to `max_caption_length` words. The vocabulary is built 
 TRAINING split's captions only: words seen at least `min_word_count` times (default 5), then
 PAD 0, BOS 1, EOS 2, UNK 3 for the rest. In training each image contributes, per epoch, one of
 its captions chosen at random from the batch's `(seed, step)` generator (so resumable and
-seeded); evaluation uses each image's first caption, so the eval split is fixed.
+seeded); evaluation uses each image's first caption, so the eval split is fixed. The captions
+of each split are read once and kept in `<dataset dir>/captions_cache/` (`cached_captions`).
 
 Images: decoded, converted to RGB, resized to `image_size` x `image_size` (bilinear, aspect ratio
 not kept, as Show and Tell's input), scaled to [0, 1] and standardised with the ImageNet mean and
@@ -35,6 +36,7 @@ max_caption_length (20), min_word_count (5), decode_threads (CPU count).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, Sequence
@@ -118,6 +120,38 @@ def read_captions(source, chunk: int = 1024) -> list[list[str]]:
   return captions
 
 
+def cached_captions(source, directory: str, split: str) -> list[list[str]]:
+  """`read_captions(source)`, kept in `directory/captions_cache/<split>.json` for the next run.
+
+  Reading the captions reads every record of the split, images included (a pass over ~13 GB
+  for COCO's train split), at every start. The cache holds the split's example count and the
+  modification time of the prepared dataset's `dataset_info.json`; a cache that does not match
+  both (the dataset was re-prepared) or does not parse is rebuilt. Where `directory` is not
+  writable the captions are read every time.
+  """
+  info = os.stat(os.path.join(directory, 'dataset_info.json')).st_mtime_ns
+  key = {'split': split, 'examples': len(source), 'dataset_info_mtime_ns': info}
+  path = os.path.join(directory, 'captions_cache', f'{split}.json')
+  try:
+    with open(path) as f:
+      cached = json.load(f)
+    if cached.get('key') == key and len(cached.get('captions', ())) == len(source):
+      return cached['captions']
+  except (OSError, ValueError, AttributeError):
+    pass  # absent, unreadable or not ours: read the split
+  captions = read_captions(source)
+  temporary = f'{path}.tmp{os.getpid()}'
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(temporary, 'w') as f:
+      json.dump({'key': key, 'captions': captions}, f)
+    os.replace(temporary, path)
+  except OSError:  # a read-only dataset directory: no cache
+    if os.path.exists(temporary):
+      os.remove(temporary)
+  return captions
+
+
 def build_vocabulary(train_captions: Sequence[Sequence[str]],
                      min_word_count: int) -> text.Vocabulary:
   """PAD, BOS, EOS, UNK, then training words seen >= `min_word_count` times, most frequent first."""
@@ -169,7 +203,9 @@ def create(config) -> Dataset:
   size = int(config.get('image_size', 224))
   max_length = int(config.get('max_caption_length', 20))
   train_source, eval_source = open_splits(data_dir, (train_split, eval_split))
-  train_captions, eval_captions = read_captions(train_source), read_captions(eval_source)
+  directory = prepared_dir(images_lib.resolve_data_dir(data_dir))
+  train_captions = cached_captions(train_source, directory, train_split)
+  eval_captions = cached_captions(eval_source, directory, eval_split)
   vocab = build_vocabulary(train_captions, int(config.get('min_word_count', 5)))
 
   def example_fn(example, rng):

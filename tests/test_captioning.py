@@ -2,6 +2,7 @@
 
 import collections
 import io
+import json
 import os
 import re
 
@@ -286,6 +287,34 @@ def test_coco_pipeline_vocabulary_captions_and_images(coco_dir):
   assert len(seen) == 3
   assert (dataset.meta['model_kwargs']['vocab_size'], dataset.meta['target_length']) == (
       len(vocab), 7)
+
+
+def test_coco_captions_are_cached_and_read_again_when_the_dataset_changes(tmp_path, monkeypatch):
+  root = tiny_coco.build(str(tmp_path / 'tfds'), str(tmp_path / 'images'))
+  config = _config(data_dir=root, image_size=16, max_caption_length=6, min_word_count=2,
+                   decode_threads=1)
+  first = coco_captions.create(config)
+  directory = coco_captions.prepared_dir(root)
+  for split in ('train', 'val'):
+    with open(os.path.join(directory, 'captions_cache', f'{split}.json')) as f:
+      assert json.load(f)['captions'] == [c for _, c in tiny_coco.EXAMPLES[split]]
+  reads = []
+  real = coco_captions.read_captions
+  monkeypatch.setattr(coco_captions, 'read_captions',
+                      lambda source: reads.append(len(source)) or real(source))
+  second = coco_captions.create(config)
+  assert reads == []  # both splits from the cache
+  assert second.meta['vocabulary'].tokens == first.meta['vocabulary'].tokens
+  np.testing.assert_array_equal(second.eval.fetch(np.arange(2), None)['targets'],
+                                first.eval.fetch(np.arange(2), None)['targets'])
+  info = os.path.join(directory, 'dataset_info.json')  # re-prepared: a newer dataset_info.json
+  os.utime(info, ns=(os.stat(info).st_atime_ns, os.stat(info).st_mtime_ns + 10 ** 9))
+  coco_captions.create(config)
+  assert reads == [8, 2]
+  with open(os.path.join(directory, 'captions_cache', 'val.json'), 'w') as f:
+    f.write('{"key": ')  # a torn write: read the split again, no error
+  coco_captions.create(config)
+  assert reads == [8, 2, 2]
 
 
 def test_coco_missing_data_says_how(tmp_path):
