@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from typing import Any, Sequence
 
 import numpy as np
@@ -140,7 +141,7 @@ def cached_captions(source, directory: str, split: str) -> list[list[str]]:
   except (OSError, ValueError, AttributeError):
     pass  # absent, unreadable or not ours: read the split
   captions = read_captions(source)
-  temporary = f'{path}.tmp{os.getpid()}'
+  temporary = f'{path}.{socket.gethostname()}.{os.getpid()}.tmp'  # hosts may share the directory
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(temporary, 'w') as f:
