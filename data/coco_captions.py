@@ -121,15 +121,17 @@ def read_captions(source, chunk: int = 1024) -> list[list[str]]:
   return captions
 
 
-def cached_captions(source, directory: str, split: str) -> list[list[str]]:
-  """`read_captions(source)`, kept in `directory/captions_cache/<split>.json` for the next run.
+def cached_captions(source, split: str) -> list[list[str]]:
+  """`read_captions(source)`, kept in `<its dataset directory>/captions_cache/<split>.json` for
+  the next run (`source` from `open_splits`).
 
   Reading the captions reads every record of the split, images included (a pass over ~13 GB
   for COCO's train split), at every start. The cache holds the split's example count and the
   modification time of the prepared dataset's `dataset_info.json`; a cache that does not match
-  both (the dataset was re-prepared) or does not parse is rebuilt. Where `directory` is not
+  both (the dataset was re-prepared) or does not parse is rebuilt. Where the directory is not
   writable the captions are read every time.
   """
+  directory = os.fspath(source.dataset_info.data_dir)
   info = os.stat(os.path.join(directory, 'dataset_info.json')).st_mtime_ns
   key = {'split': split, 'examples': len(source), 'dataset_info_mtime_ns': info}
   path = os.path.join(directory, 'captions_cache', f'{split}.json')
@@ -204,9 +206,8 @@ def create(config) -> Dataset:
   size = int(config.get('image_size', 224))
   max_length = int(config.get('max_caption_length', 20))
   train_source, eval_source = open_splits(data_dir, (train_split, eval_split))
-  directory = prepared_dir(images_lib.resolve_data_dir(data_dir))
-  train_captions = cached_captions(train_source, directory, train_split)
-  eval_captions = cached_captions(eval_source, directory, eval_split)
+  train_captions = cached_captions(train_source, train_split)
+  eval_captions = cached_captions(eval_source, eval_split)
   vocab = build_vocabulary(train_captions, int(config.get('min_word_count', 5)))
 
   def example_fn(example, rng):
