@@ -294,12 +294,7 @@ def scan_steps(step: Callable, carry: Carry, projected: Array, mask: Array | Non
 
   def body(carry, inputs):
     x, valid = inputs
-    new_carry, h = step(carry, x)
-    if valid is not None:
-      keep = valid[:, None]
-      new_carry = jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_carry, carry)
-      h = jnp.where(keep, h, jnp.zeros_like(h))
-    return new_carry, h
+    return _masked(lambda c, x, _: step(c, x), carry, x, None, valid)
 
   return jax.lax.scan(body, carry, (projected, mask), reverse=reverse, unroll=unroll)
 
