@@ -5,7 +5,7 @@ dataset `shakespeare_works`; data/shakespeare.py):
   python -m data.prepare shakespeare
 Run, then sample from the trained model:
   python -m train.main --config=configs/shakespeare_char_lstm.py --workdir=workdirs/shakespeare_char
-  python -m train.lm_tasks --workdir=workdirs/shakespeare_char --temperature=0.8 --seed=0
+  python -m train.sample --workdir=workdirs/shakespeare_char --temperature=0.8 --seed=0
 
 Data: 41 works (4.95 M characters) for training, Macbeth (103,427 characters) for testing; the
 84 characters of the training text are the vocabulary. Truncated BPTT over 100 characters, 64

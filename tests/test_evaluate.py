@@ -69,6 +69,10 @@ def test_classifier_metrics_match_training(tmp_path):
 def test_errors_are_one_line(tmp_path, capsys):
   assert evaluate.main([f'--workdir={tmp_path / "missing"}']) == 2
   assert evaluate.main([f'--workdir={tmp_path}']) == 2
+  (tmp_path / 'config.json').write_text('{"model": "convnet", "dataset": "digits"}')
+  assert evaluate.main([f'--workdir={tmp_path}']) == 2
   errors = capsys.readouterr().err.strip().splitlines()
   assert errors == [f'error: workdir {tmp_path / "missing"} does not exist',
-                    f'error: {tmp_path} has no checkpoints to evaluate']
+                    f'error: {tmp_path} has no config.json (is it a training workdir?); nothing '
+                    'to evaluate',
+                    f'error: {tmp_path} has no checkpoint; nothing to evaluate']

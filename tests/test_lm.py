@@ -16,7 +16,7 @@ import models
 from configs import shakespeare_char_lstm
 from data import shakespeare
 from models import heads, layers
-from train import lm_tasks, tasks, trainer
+from train import lm_tasks, sample, tasks, trainer
 from train.metrics_writer import read_metrics
 
 
@@ -216,6 +216,6 @@ def test_train_and_evaluate_tbptt_learns_and_resumes_exactly(tmp_path, capsys):
   assert carry and carry[0].shape == (8, 32) and np.abs(carry[0]).max() > 0
   # Sampling from the workdir.
   capsys.readouterr()
-  assert lm_tasks.main(['--workdir', straight, '--prompt', 'To be', '--length', '30']) == 0
+  assert sample.main(['--workdir', straight, '--prompt', 'To be', '--length', '30']) == 0
   text = capsys.readouterr().out
   assert text.startswith('To be') and len(text) == len('To be') + 30 + 1

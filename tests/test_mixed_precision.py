@@ -7,7 +7,8 @@ import pytest
 
 from configs import default, reversal_seq2seq
 from data import digits
-from train import optim, platform, trainer
+from train import evaluate, experiment, optim, platform, trainer
+from train.metrics_writer import read_metrics
 from train import tasks as tasks_lib
 import models
 
@@ -17,7 +18,7 @@ def _digits_state_and_batch(config):
   task = tasks_lib.create('classification')
   model = models.create(config.model, num_classes=10)
   batch = dataset.train.fetch(np.arange(config.batch_size), None)
-  state, _ = trainer.create_train_state(config, model, optim.create_optimizer(config), batch,
+  state, _ = experiment.create_train_state(config, model, optim.create_optimizer(config), batch,
                                         task, platform.make_mesh())
   return state, {k: jnp.asarray(v) for k, v in batch.items()}, task
 
@@ -30,10 +31,10 @@ def _dtypes_of(jaxpr, primitive):
 def test_bfloat16_step_computes_in_bf16_and_keeps_float32_state():
   config = default.get_config()
   state, batch, task = _digits_state_and_batch(config)
-  step32 = jax.jit(trainer.make_train_step(task))
-  step16 = jax.jit(trainer.make_train_step(task, dtype=jnp.bfloat16))
+  step32 = jax.jit(experiment.make_train_step(task))
+  step16 = jax.jit(experiment.make_train_step(task, dtype=jnp.bfloat16))
 
-  jaxpr = jax.make_jaxpr(trainer.make_train_step(task, dtype=jnp.bfloat16))(state, batch).jaxpr
+  jaxpr = jax.make_jaxpr(experiment.make_train_step(task, dtype=jnp.bfloat16))(state, batch).jaxpr
   inner = [e.params['jaxpr'].jaxpr for e in jaxpr.eqns if 'jaxpr' in e.params]
   found = set()
   for sub in [jaxpr] + inner:
@@ -66,6 +67,22 @@ def test_bfloat16_trains_the_convnet(tmp_path):
   config.eval_every_steps = config.checkpoint_every_steps = 300
   final = trainer.train_and_evaluate(config, str(tmp_path))
   assert final['eval_accuracy'] > 0.9  # chance is 0.1
+  # Re-evaluating the bf16 run (the experiment API, as train.evaluate does) gives exactly the
+  # numbers training logged: the same compiled eval step, in bf16, on the same mesh.
+  logged = [row for row in read_metrics(str(tmp_path)) if 'eval_loss' in row][-1]
+  again = experiment.restore(str(tmp_path)).evaluate()
+  assert {f'eval_{k}': v for k, v in again.items()} == {k: v for k, v in logged.items()
+                                                        if k != 'step'}
+  assert evaluate.evaluate(_Args(str(tmp_path)))['metrics'] == again  # the command
+  # In float32 the same checkpoint gives other numbers: the check above can tell them apart.
+  float32 = experiment.restore(str(tmp_path), config_overrides={'compute_dtype': 'float32'})
+  assert float32.evaluate()['loss'] != again['loss']
+
+
+class _Args:
+  def __init__(self, workdir):
+    self.workdir, self.bucket, self.batch_size, self.json, self.beam_size = workdir, 10, None, None, 0
+    self.alpha = 0.6
 
 
 def test_bfloat16_trains_an_lstm_encoder_decoder(tmp_path):

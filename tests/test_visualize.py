@@ -18,9 +18,8 @@ import pytest
 from PIL import Image
 
 import models
-from configs import addition_seq2seq, default
 from models.layers import Conv2D
-from train import trainer, visualize
+from train import experiment, visualize
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,17 +53,19 @@ def expected_grid_png_size(channels, height, width, pad=1):
   return grid_w * scale, grid_h * scale + visualize.TITLE_HEIGHT
 
 
+SHORT_RUN = ['--config.num_train_steps=4', '--config.log_every_steps=2',
+             '--config.eval_every_steps=2', '--config.checkpoint_every_steps=4',
+             '--config.warmup_steps=1']
+
+
 @pytest.fixture(scope='module')
 def digits_workdir(tmp_path_factory):
-  """The default experiment cut to 4 steps: evaluations (and TensorBoard images) at 2 and 4."""
+  """The default experiment cut to 4 steps through `train.main`: evaluations (and the
+  TensorBoard images train.main asks for) at 2 and 4."""
   workdir = str(tmp_path_factory.mktemp('digits'))
-  config = default.get_config()
-  config.num_train_steps = 4
-  config.log_every_steps = 2
-  config.eval_every_steps = 2
-  config.checkpoint_every_steps = 4
-  config.warmup_steps = 1
-  trainer.train_and_evaluate(config, workdir)
+  result = subprocess.run([sys.executable, '-m', 'train.main', f'--workdir={workdir}', *SHORT_RUN],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
   return workdir
 
 
@@ -257,6 +258,17 @@ def test_tensorboard_gets_filters_and_feature_maps_at_each_eval(digits_workdir):
     assert_not_blank(image)
 
 
+def test_tensorboard_images_can_be_turned_off(tmp_path):
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+  result = subprocess.run([sys.executable, '-m', 'train.main', f'--workdir={tmp_path}',
+                           *SHORT_RUN, '--config.tensorboard_images=False'],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  events = EventAccumulator(str(tmp_path / 'tensorboard'))
+  events.Reload()
+  assert events.Tags()['images'] == [] and 'eval_accuracy' in events.Tags()['scalars']
+
+
 class _Writer:
   enabled = True
 
@@ -267,9 +279,13 @@ class _Writer:
     self.images[tag] = image
 
 
-def test_write_eval_images_skips_what_has_no_conv_layers():
+class _Experiment:
+  def __init__(self, dataset):
+    self.dataset = dataset
+
+
+def test_tensorboard_hook_skips_what_has_no_conv_layers():
   import flax.linen as nn
-  import ml_collections
   from data.pipeline import ArraySource, Dataset
 
   class Dense(nn.Module):
@@ -285,16 +301,15 @@ def test_write_eval_images_skips_what_has_no_conv_layers():
 
   def state(model):
     variables = init(model, jnp.ones((1, 4, 4, 1)))
-    return trainer.TrainState(step=0, params=variables['params'], model_state={}, opt_state=None,
+    return experiment.TrainState(step=0, params=variables['params'], model_state={}, opt_state=None,
                               rng=None, apply_fn=model.apply, tx=None)
 
   writer = _Writer()
-  visualize.write_eval_images(writer, state(Dense()), images, 1, ml_collections.ConfigDict())
-  visualize.write_eval_images(writer, state(conv), tokens, 1, ml_collections.ConfigDict())
-  off = ml_collections.ConfigDict({'tensorboard_images': False})
-  visualize.write_eval_images(writer, state(conv), images, 1, off)
+  hook = visualize.TensorBoardImages()
+  hook(writer, state(Dense()), _Experiment(images), 1)
+  hook(writer, state(conv), _Experiment(tokens), 1)
   assert writer.images == {}
-  visualize.write_eval_images(writer, state(conv), images, 1, ml_collections.ConfigDict())
+  hook(writer, state(conv), _Experiment(images), 1)
   assert sorted(writer.images) == ['features/conv1', 'filters/conv1']
   assert all(image.dtype == np.uint8 and image.shape[-1] == 3 for image in writer.images.values())
 

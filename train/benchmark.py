@@ -219,32 +219,28 @@ def _per_example(spec: Benchmark, batch: dict[str, Any]) -> int:
   return 1
 
 
-def _compiled_steps(model, task, config, batch):
-  """The trainer's train and eval steps for `model`, compiled as train/trainer.py compiles them.
+def compiled_steps(model, task, config, batch):
+  """The trainer's train and eval steps for `model`, compiled by the experiment API exactly as
+  training compiles them (mesh, shardings, donation, CPU compiler options).
 
   Returns (train_step, eval_step, state, train batch, eval batch, train compile s, eval compile s).
   """
   import numpy as np
 
-  from train import optim, platform, trainer
+  from train import experiment, optim, platform
 
   mesh = platform.make_mesh()
-  state, state_sharding = trainer.create_train_state(
+  state, state_sharding = experiment.create_train_state(
       config, model, optim.create_optimizer(config), batch, task, mesh)
   global_batch = platform.global_batch(batch, mesh)
-  replicated = platform.replicated(mesh)
   start = time.perf_counter()
-  train_step = platform.compile(
-      trainer.make_train_step(task), state, global_batch, donate_argnums=0,
-      in_shardings=(state_sharding, platform.batch_sharded(mesh)),
-      out_shardings=(state_sharding, replicated, replicated))
+  train_step = experiment.compile_train_step(task, state, state_sharding, mesh, global_batch)
   train_compile = time.perf_counter() - start
   eval_inputs = {k: v for k, v in batch.items() if k != 'reset'}
   eval_inputs['mask'] = np.ones(config.batch_size, bool)
   eval_batch = platform.global_batch(eval_inputs, mesh)
   start = time.perf_counter()
-  eval_step = platform.compile(trainer.make_eval_step(task), state, eval_batch,
-                               out_shardings=replicated)
+  eval_step = experiment.compile_eval_step(task, state, mesh, eval_batch)
   eval_compile = time.perf_counter() - start
   return train_step, eval_step, state, global_batch, eval_batch, train_compile, eval_compile
 
@@ -335,13 +331,13 @@ def run(spec: Benchmark, batch_size: int, repeats: int, steps: int, reference: b
   task = tasks.create(spec.task)
   model = models.create(spec.model, **model_kwargs(spec))
   (train_step, eval_step, state, train_batch, eval_batch, train_compile,
-   eval_compile) = _compiled_steps(model, task, config, batch)
+   eval_compile) = compiled_steps(model, task, config, batch)
   ours_train, ours_eval = _jax_loops(train_step, eval_step, state, train_batch, eval_batch, steps)
 
   theirs_train = theirs_eval = reference_impl = None
   if reference and spec.torch_model is not None and spec.reference == 'flax':
     import flax
-    compiled = _compiled_steps(spec.torch_model(), task, config, batch)
+    compiled = compiled_steps(spec.torch_model(), task, config, batch)
     theirs_train, theirs_eval = _jax_loops(*compiled[:5], steps)
     reference_impl = f'flax {flax.__version__} nn.RNN(nn.OptimizedLSTMCell), same trainer step'
   elif reference and spec.torch_model is not None:

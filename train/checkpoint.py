@@ -147,3 +147,45 @@ class _stderr_held_back:
         sys.stderr.flush()
     self._file.close()
     return False
+
+
+def has_checkpoints(workdir: str) -> bool:
+  """Whether `workdir/checkpoints` holds any step directory (intact or not)."""
+  directory = os.path.join(workdir, 'checkpoints')
+  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
+def restore_read_only(workdir: str, abstract: Any, step: int | None = None) -> tuple[Any, int] | None:
+  """Restores checkpoint `step` (default: the newest) of `workdir` into `abstract`, a pytree of
+  `jax.ShapeDtypeStruct`s with shardings, without changing anything in the workdir.
+
+  Returns (state, step), or None if the workdir has no checkpoint.
+
+  Raises:
+    ValueError: `step` is not one of the workdir's checkpoints.
+    CheckpointError: the checkpoint cannot be read (the message names its path and why).
+  """
+  directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+  if not os.path.isdir(directory):
+    return None
+  manager = ocp.CheckpointManager(
+      directory, item_handlers=ocp.StandardCheckpointHandler(),
+      options=ocp.CheckpointManagerOptions(read_only=True, create=False))
+  try:
+    steps = sorted(manager.all_steps())
+    if step is None:
+      if not steps:
+        return None
+      step = steps[-1]
+    elif step not in steps:
+      raise ValueError(f'{workdir} has no checkpoint at step {step}; its checkpoints: '
+                       f'{", ".join(map(str, steps)) or "none"}')
+    try:
+      state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except Exception as error:  # orbax raises many types for unreadable or mismatched files
+      reason = ' '.join(str(error).split())[:300] or type(error).__name__
+      raise CheckpointError(f'cannot restore checkpoint {os.path.join(directory, str(step))}: '
+                            f'{reason}') from None
+  finally:
+    manager.close()
+  return state, int(step)

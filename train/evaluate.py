@@ -22,63 +22,43 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from train import cli, visualize
+from train import cli
 
 
-def task_metrics(run: visualize.Run, task, batch_size: int) -> dict[str, float]:
-  """The task's `finalize`d metrics over the eval split (what training logs as `eval_*`)."""
-  import jax
-
-  from data import pipeline
-  from train import trainer
-
-  @jax.jit
-  def sums(variables, batch):
-    outputs = task.apply(run.model.apply, variables, batch, train=False)
-    return task.loss_and_sums(outputs, batch)[1]
-
-  totals = [sums(run.variables, batch) for batch in pipeline.eval_batches(run.dataset.eval,
-                                                                          batch_size)]
-  return task.finalize(trainer._sum_host(totals))
-
-
-def exact_match_by_length(run: visualize.Run, batch_size: int, beam_size: int = 0,
+def exact_match_by_length(run, batch_size: int, beam_size: int = 0,
                           alpha: float = 0.6) -> dict[str, np.ndarray]:
   """Per eval example: source length and whether greedy (and beam) decoding is exactly right.
 
-  An output is exactly right when every target position (EOS included) matches, as in the
-  seq2seq task's `exact_match`. Returns `lengths` `[N]` int, `greedy` `[N]` bool and, with
-  `beam_size` > 1, `beam` `[N]` bool.
+  `run` is a `train.experiment.Run` of a sequence-to-sequence model. An output is exactly right
+  when every target position (EOS included) matches, as in the seq2seq task's `exact_match`.
+  Returns `lengths` `[N]` int, `greedy` `[N]` bool and, with `beam_size` > 1, `beam` `[N]` bool.
   """
-  import jax
-
   from data import pipeline
 
   def exact(tokens, batch):
     hits = (tokens == batch['targets']) | ~batch['target_mask'].astype(bool)
     return hits.all(-1)
 
-  @jax.jit
-  def greedy(variables, batch):
-    decoded = run.model.apply(variables, batch['inputs'], batch['input_lengths'],
-                              max_length=batch['targets'].shape[1], method='greedy_decode')
+  def greedy(model, variables, batch):
+    decoded = model.apply(variables, batch['inputs'], batch['input_lengths'],
+                          max_length=batch['targets'].shape[1], method='greedy_decode')
     return exact(decoded['tokens'], batch)
 
-  @jax.jit
-  def beam(variables, batch):
-    decoded = run.model.apply(variables, batch['inputs'], batch['input_lengths'],
-                              beam_size=beam_size, alpha=alpha,
-                              max_length=batch['targets'].shape[1], method='beam_search')
+  def beam(model, variables, batch):
+    decoded = model.apply(variables, batch['inputs'], batch['input_lengths'], beam_size=beam_size,
+                          alpha=alpha, max_length=batch['targets'].shape[1], method='beam_search')
     return exact(decoded['tokens'], batch)
 
-  columns: dict[str, list[np.ndarray]] = {'lengths': [], 'greedy': [], 'beam': []}
+  decoders = {'greedy': run.compiled(greedy)}
+  if beam_size > 1:
+    decoders['beam'] = run.compiled(beam)
+  columns: dict[str, list[np.ndarray]] = {'lengths': [], **{name: [] for name in decoders}}
   for batch in pipeline.eval_batches(run.dataset.eval, batch_size):
     real = batch.pop('mask')
     columns['lengths'].append(batch['input_lengths'][real])
-    columns['greedy'].append(np.asarray(greedy(run.variables, batch))[real])
-    if beam_size > 1:
-      columns['beam'].append(np.asarray(beam(run.variables, batch))[real])
-  return {name: np.concatenate(parts) for name, parts in columns.items() if parts}
+    for name, decode in decoders.items():
+      columns[name].append(np.asarray(decode(batch))[real])
+  return {name: np.concatenate(parts) for name, parts in columns.items()}
 
 
 def bucket_table(results: dict[str, np.ndarray], width: int) -> list[dict[str, Any]]:
@@ -111,24 +91,21 @@ def _parser() -> cli.Parser:
 
 
 def evaluate(args) -> dict[str, Any]:
+  from train import experiment
   from train import seq_tasks
-  from train import tasks as tasks_lib
 
   if not os.path.isdir(args.workdir):
     raise cli.UsageError(f'workdir {args.workdir} does not exist')
   if args.bucket < 1:
     raise cli.UsageError('--bucket must be at least 1')
-  if not os.path.isdir(os.path.join(args.workdir, 'checkpoints')):
-    raise cli.UsageError(f'{args.workdir} has no checkpoints to evaluate')
-  run = visualize.load_run(args.workdir)
-  if run.step is None:
-    raise cli.UsageError(f'{args.workdir} has no checkpoints to evaluate')
-  config = run.config
-  task = tasks_lib.create(config.get('task', 'classification'),
-                          **(config.get('task_kwargs', None) or {}))
-  batch_size = args.batch_size or config.get('eval_batch_size', None) or config.batch_size
+  try:
+    run = experiment.restore(args.workdir)
+  except FileNotFoundError as error:
+    raise cli.UsageError(f'{error}; nothing to evaluate') from None
+  config, task = run.config, run.experiment.task
+  batch_size = args.batch_size or run.experiment.eval_batch_size
   result: dict[str, Any] = {'workdir': args.workdir, 'step': run.step,
-                            'metrics': task_metrics(run, task, batch_size)}
+                            'metrics': run.evaluate(batch_size=batch_size)}
   print(f'{config.model} on {config.dataset}, checkpoint step {run.step}, '
         f'{len(run.dataset.eval):,} eval examples: ' +
         ', '.join(f'eval_{k} {v:.4f}' for k, v in result['metrics'].items()))

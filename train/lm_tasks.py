@@ -1,4 +1,4 @@
-"""Tasks over token sequences: sequence classification and language modelling; a sampler CLI.
+"""Tasks over token sequences: sequence classification and language modelling.
 
 SequenceClassification ('sequence_classification'): batches of `tokens` `[batch, time]`,
 `length` `[batch]` and `label` `[batch]`; the model is called as `model(tokens, length)`; loss and
@@ -15,20 +15,12 @@ model is called as `model(inputs, reset)`. Metric sums are per token, over token
   accuracy = fraction of next tokens predicted exactly (argmax),
 
 all computed once from the sums of the whole split (`finalize`), so evaluation is exact.
-
-Sampling from a trained language model (loads the workdir's config and newest checkpoint):
-
-    python -m train.lm_tasks --workdir=DIR [--prompt=TEXT] [--length=600] [--temperature=0.8]
-        [--seed=0]
+Sampling text from a trained language model is the command `python -m train.sample`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import sys
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -77,78 +69,3 @@ class LanguageModel(Task):
     if self.bits_per_char:
       metrics['bits_per_char'] = metrics['loss'] / LN2
     return metrics
-
-
-# ---------------------------------------------------------------------------------------------
-# Sampling command.
-
-
-def load_for_sampling(workdir: str, step: int | None = None) -> tuple[Any, Any, dict, int]:
-  """(model, params, dataset meta (with `vocab` and `level`), step) of a language-model run.
-
-  The vocabulary is rebuilt from the run's config (the pipeline builds it from the training text
-  deterministically); the parameters come from the newest checkpoint (or `step`).
-  """
-  import ml_collections
-  import orbax.checkpoint as ocp
-
-  import data as data_lib
-  import models
-  from train import trainer
-
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  dataset = data_lib.create(config)
-  if 'vocab' not in dataset.meta:
-    raise ValueError(f'{workdir} is not a language-model run (its dataset has no vocabulary).')
-  kwargs = trainer._model_kwargs(config, dataset.meta)  # pylint: disable=protected-access
-  model = models.create(config.model, **kwargs)
-  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, 'checkpoints')))
-  step = manager.latest_step() if step is None else step
-  if step is None:
-    raise ValueError(f'{workdir} has no checkpoint.')
-  restored = manager.restore(step, args=ocp.args.StandardRestore())
-  manager.close()
-  return model, restored['params'], dataset.meta, step
-
-
-def generate(model, params, vocab, prompt: str, length: int, temperature: float, seed: int,
-             level: str = 'char') -> str:
-  """The prompt followed by `length` sampled tokens, as text."""
-  from data import text as text_lib
-  from models import heads
-
-  tokens = list(prompt) if level == 'char' else text_lib.word_stream(prompt)[:-1]
-  ids = heads.sample(model, params, vocab.encode(tokens), length, temperature, seed,
-                     exclude=(vocab.unk_id,))
-  words = vocab.decode(ids)
-  if level == 'char':
-    return prompt + ''.join(words)
-  return prompt + ' ' + ' '.join('\n' if w == text_lib.EOS else w for w in words)
-
-
-def main(argv: list[str] | None = None) -> int:
-  from train import cli
-  parser = cli.Parser(prog='python -m train.lm_tasks',
-                      description='Sample text from a trained language model.')
-  parser.add_argument('--workdir', required=True)
-  parser.add_argument('--prompt', default='\n')
-  parser.add_argument('--length', type=int, default=600)
-  parser.add_argument('--temperature', type=float, default=0.8)
-  parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument('--step', type=int, default=None, help='checkpoint step (default: newest)')
-  args = parser.parse_args(argv)
-
-  def command():
-    model, params, meta, step = load_for_sampling(args.workdir, args.step)
-    text = generate(model, params, meta['vocab'], args.prompt, args.length, args.temperature,
-                    args.seed, meta.get('level', 'char'))
-    print(f'# {args.workdir}, step {step}, temperature {args.temperature}, seed {args.seed}',
-          file=sys.stderr)
-    print(text)
-
-  return cli.run(command)
-
-
-if __name__ == '__main__':
-  sys.exit(main())

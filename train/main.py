@@ -141,14 +141,17 @@ def main(argv: list[str]) -> int:
     logging.getLogger(name).setLevel(logging.ERROR if name == 'absl' else logging.WARNING)
   logging.getLogger('asyncio').setLevel(logging.CRITICAL)  # orbax's unretrieved write failures
   stop = _stop_on_signals()
-  from train import checkpoint, platform, trainer  # after flag parsing: importing jax takes time
+  from train import checkpoint, platform, trainer, visualize  # after flag parsing: jax is slow to import
   platform.keep_freed_memory()  # before the first step: fewer page faults per step on CPU
   import data
 
   workdir = _WORKDIR.value or _default_workdir(flags.FLAGS['config'].config_filename)
   try:
     _initialize_distributed()
-    metrics = trainer.train_and_evaluate(_CONFIG.value, workdir, should_stop=stop.is_set)
+    config = _CONFIG.value
+    hooks = [visualize.TensorBoardImages()] if config.get('tensorboard_images', True) else []
+    metrics = trainer.train_and_evaluate(config, workdir, should_stop=stop.is_set,
+                                         eval_hooks=hooks)
   except (ValueError, TypeError, KeyError, OSError, FloatingPointError, RuntimeError,
           checkpoint.CheckpointError, data.DatasetNotFoundError) as error:
     message = ' '.join(str(error).split()) or type(error).__name__

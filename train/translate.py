@@ -33,43 +33,34 @@ def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: floa
   (sacrebleu, 13a), `token_bleu` (sacrebleu on the pipeline's tokens), `signature`, `step`.
 
   Raises:
-    ValueError: the workdir has no checkpoint or is not a translation run.
+    FileNotFoundError: the workdir or its checkpoint does not exist.
+    ValueError: the workdir is not a translation run.
   """
-  import jax
   import sacrebleu
 
-  import data as data_lib
-  import models
   from data import pipeline
   from data import translation
-  from train import trainer
-  from train import visualize
+  from train import experiment
 
-  config = visualize.load_workdir_config(workdir)
-  with config.unlocked():
-    config.eval_split = split
-  dataset = data_lib.create(config)
+  run = experiment.restore(workdir, config_overrides={'eval_split': split})
+  dataset, model, step = run.dataset, run.model, run.step
   if 'target_vocab' not in dataset.meta:
     raise ValueError(f'{workdir} is not a translation run (its dataset has no target vocabulary).')
-  kwargs = trainer._model_kwargs(config, dataset.meta)  # pylint: disable=protected-access
-  model = models.create(config.model, **kwargs)
-  restored = visualize.restore_variables(workdir)
-  if restored is None:
-    raise ValueError(f'{workdir} has no checkpoint.')
-  variables, step = restored
   length = max_length or model.max_decode_length
   never_emit = () if allow_unk else (translation.UNK_ID,)
   if beam_size > 1:
-    decode = jax.jit(lambda v, x, n: model.apply(v, x, n, beam_size=beam_size, alpha=alpha,
-                                                 max_length=length, never_emit=never_emit,
-                                                 method='beam_search'))
+    decode = run.compiled(lambda model, variables, batch: model.apply(
+        variables, batch['inputs'], batch['input_lengths'], beam_size=beam_size, alpha=alpha,
+        max_length=length, never_emit=never_emit, method='beam_search'))
   else:
-    decode = jax.jit(lambda v, x, n: model.apply(v, x, n, max_length=length,
-                                                 never_emit=never_emit, method='greedy_decode'))
+    decode = run.compiled(lambda model, variables, batch: model.apply(
+        variables, batch['inputs'], batch['input_lengths'], max_length=length,
+        never_emit=never_emit, method='greedy_decode'))
   vocab = dataset.meta['target_vocab']
   hyp_tokens = []
   for batch in pipeline.eval_batches(dataset.eval, batch_size):
-    tokens = np.asarray(decode(variables, batch['inputs'], batch['input_lengths'])['tokens'])
+    tokens = np.asarray(decode({'inputs': batch['inputs'],
+                                'input_lengths': batch['input_lengths']})['tokens'])
     hyp_tokens.extend(translation.decode_ids(vocab, row)
                       for row, real in zip(tokens, batch['mask']) if real)
   pairs = dataset.meta['eval_pairs']

@@ -29,8 +29,8 @@ Pictures go to `DIR/visualize/` unless `--out` says otherwise.
 - curves: one subplot per metric of `metrics.jsonl`, one line per workdir (the legend names the
   workdir). Loss and perplexity axes are logarithmic when they span more than a factor of 20.
 
-During training, `write_eval_images` (called by the trainer after each evaluation unless
-`config.tensorboard_images` is False) adds the first conv layer's filters and the feature maps
+During training, the evaluation hook `TensorBoardImages` (which train.main passes to the trainer
+unless `config.tensorboard_images` is False) adds the first conv layer's filters and the feature maps
 of the first and last conv layers for eval example 0 to TensorBoard (tags `filters/<layer>`,
 `features/<layer>`); models without conv layers or image inputs are skipped.
 
@@ -41,10 +41,6 @@ an unknown layer or metric, a bad --input) or 1 (everything else).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import functools
-import importlib.util
-import json
 import logging
 import math
 import os
@@ -72,117 +68,33 @@ UsageError = cli.UsageError
 # Loading a run.
 
 
-@dataclasses.dataclass
-class Run:
-  """A model with its variables, the config and dataset it was trained with.
-
-  Attributes:
-    config: the resolved config (`config.json` of the workdir, or `--config`).
-    dataset: `data.create(config)`.
-    model: the Flax module.
-    variables: `{'params': ..., **model_state}` for `model.apply`.
-    step: the checkpoint's step, or None for a freshly initialised model.
-  """
-  config: Any
-  dataset: Any
-  model: Any
-  variables: dict[str, Any]
-  step: int | None
-
-
-def load_config_file(spec: str):
-  """Loads `configs/NAME.py[:variant]` and returns its `get_config([variant])`."""
-  path, _, variant = spec.partition(':')
-  if not os.path.isfile(path):
-    raise UsageError(f'config file {path} not found')
-  module_spec = importlib.util.spec_from_file_location(
-      f'_visualize_config_{abs(hash(path))}', path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(variant) if variant else module.get_config()
-
-
-def load_workdir_config(workdir: str):
-  """The `config.json` of a training workdir as a ConfigDict."""
-  import ml_collections
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.isfile(path):
-    raise UsageError(f'{workdir} has no config.json (is it a training workdir?); pass '
-                     '--config=configs/NAME.py to use a fresh model')
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
-def restore_variables(workdir: str) -> tuple[dict[str, Any], int] | None:
-  """Restores `{'params', **model_state}` of the newest checkpoint of `workdir`, and its step.
-
-  The arrays land on the default device whatever sharding they were saved with. Returns None if
-  the workdir has no checkpoint. Nothing in the workdir is changed.
-  """
-  import jax
-  import orbax.checkpoint as ocp
-  directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
-  if not os.path.isdir(directory):
-    return None
-  manager = ocp.CheckpointManager(
-      directory, item_handlers=ocp.StandardCheckpointHandler(),
-      options=ocp.CheckpointManagerOptions(read_only=True, create=False))
-  try:
-    step = manager.latest_step()
-    if step is None:
-      return None
-    try:
-      metadata = manager.item_metadata(step)
-      metadata = getattr(metadata, 'tree', metadata)
-      device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-      abstract = jax.tree.map(
-          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata)
-      state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    except Exception as error:  # orbax raises many types for unreadable files
-      reason = ' '.join(str(error).split())[:300] or type(error).__name__
-      raise RuntimeError(f'cannot restore checkpoint {os.path.join(directory, str(step))}: '
-                         f'{reason}') from None
-  finally:
-    manager.close()
-  return {'params': state['params'], **(state.get('model_state') or {})}, int(step)
-
-
-def load_run(workdir: str | None = None, config: str | None = None) -> Run:
+def load_run(workdir: str | None = None, config: str | None = None):
   """The model of a workdir (newest checkpoint), or a fresh one from a config file.
 
   Args:
-    workdir: a training workdir; its `config.json` is used unless `config` is given.
+    workdir: a training workdir; its `config.json` is used unless `config` is given, and its
+      newest checkpoint (none yet: the freshly initialised model).
     config: a config file `configs/NAME.py[:variant]`.
+
+  Returns:
+    a `train.experiment.Run` (`step` None for a freshly initialised model).
 
   Raises:
     UsageError: neither is given, the workdir does not exist or has no config.
   """
-  import jax
-
-  import data as data_lib
-  import models
-  from train import tasks as tasks_lib
-  from train import trainer
+  from train import experiment
 
   if workdir is None and config is None:
     raise UsageError('pass --workdir=DIR (a training workdir) or --config=configs/NAME.py')
   if workdir is not None and not os.path.isdir(workdir):
     raise UsageError(f'workdir {workdir} does not exist')
-  cfg = load_config_file(config) if config is not None else load_workdir_config(workdir)
-  dataset = data_lib.create(cfg)
-  model = models.create(cfg.model, **trainer._model_kwargs(cfg, dataset.meta))
-  restored = restore_variables(workdir) if workdir is not None else None
-  if restored is not None:
-    variables, step = restored
-  else:
-    task = tasks_lib.create(cfg.get('task', 'classification'),
-                            **(cfg.get('task_kwargs', None) or {}))
-    inputs = task.model_inputs(dataset.train.fetch(np.arange(1), None))
-    key = jax.random.split(jax.random.PRNGKey(cfg.get('seed', 0)))[0]  # the trainer's init key
-    variables = dict(jax.jit(
-        lambda key: model.init({'params': key, 'dropout': key}, *inputs, train=False))(key))
-    step = None
-  return Run(config=cfg, dataset=dataset, model=model, variables=variables, step=step)
+  try:
+    cfg = experiment.load_config(config) if config is not None else None
+    if workdir is None:
+      return experiment.initialize(cfg)
+    return experiment.restore(workdir, fresh_if_none=True, config=cfg)
+  except FileNotFoundError as error:
+    raise UsageError(f'{error}; pass --config=configs/NAME.py to use a fresh model') from None
 
 
 # Capturing activations.
@@ -428,7 +340,7 @@ def eval_pixel_range(source, count: int = 32) -> tuple[np.ndarray, np.ndarray]:
   return images.min(axis=(0, 1, 2)), images.max(axis=(0, 1, 2))
 
 
-def write_feature_maps(run: Run, image: np.ndarray, out_dir: str,
+def write_feature_maps(run, image: np.ndarray, out_dir: str,
                        layers: Sequence[str] | None = None, max_channels: int = 256,
                        input_title: str = 'input') -> list[str]:
   """Writes `input.png`, `features_<layer>.png` per layer and `filters_<first conv>.png`.
@@ -481,8 +393,6 @@ def write_feature_maps(run: Run, image: np.ndarray, out_dir: str,
 
 # TensorBoard during training.
 
-_warned = False
-
 
 def tensorboard_images(apply_fn: Callable, variables: Mapping[str, Any],
                        image) -> dict[str, np.ndarray]:
@@ -503,37 +413,41 @@ def tensorboard_images(apply_fn: Callable, variables: Mapping[str, Any],
 
 
 def _upscale(rgb: np.ndarray) -> np.ndarray:
+  """Repeats pixels (at most 8x) so that small grids are about TENSORBOARD_WIDTH wide."""
   scale = max(1, min(8, -(-TENSORBOARD_WIDTH // rgb.shape[1])))
   return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
 
 
-def write_eval_images(writer, state, dataset, step: int, config=None) -> None:
-  """Adds filters and feature maps of eval example 0 to TensorBoard (see `tensorboard_images`).
+class TensorBoardImages:
+  """An evaluation hook for `train.trainer.train_and_evaluate`: after each evaluation, adds the
+  first conv layer's filters and feature maps of eval example 0 to TensorBoard
+  (`tensorboard_images`).
 
-  Called by the trainer after each evaluation. Cheap: one image, two layers, no compilation of
-  its own. Does nothing for datasets without images, models without conv layers, a writer that
-  is off (processes other than 0) or a multi-process run; any failure is logged once, never
-  raised, so pictures cannot stop a training run.
+  Cheap: one image, two layers, no compilation of its own. Does nothing for datasets without
+  images, models without conv layers, a writer that is off (processes other than 0) or a
+  multi-process run; a failure is logged once, never raised, so pictures cannot stop a run.
   """
-  global _warned
-  if config is not None and not config.get('tensorboard_images', True):
-    return
-  if not getattr(writer, 'enabled', True):
-    return
-  import jax
-  if jax.process_count() > 1:
-    return
-  try:
-    batch = dataset.eval.fetch(np.arange(1), None)
-    if 'image' not in batch or np.ndim(batch['image']) != 4:
+
+  def __init__(self):
+    self.warned = False
+
+  def __call__(self, writer, state, experiment, step: int) -> None:
+    if not getattr(writer, 'enabled', True):
       return
-    variables = {'params': state.params, **(state.model_state or {})}
-    for tag, image in tensorboard_images(state.apply_fn, variables, batch['image'][0]).items():
-      writer.add_image(tag, image, step)
-  except Exception as error:  # pictures must never stop a run
-    if not _warned:
-      log.warning('TensorBoard images skipped: %s', ' '.join(str(error).split())[:300])
-      _warned = True
+    import jax
+    if jax.process_count() > 1:
+      return
+    try:
+      batch = experiment.dataset.eval.fetch(np.arange(1), None)
+      if 'image' not in batch or np.ndim(batch['image']) != 4:
+        return
+      variables = {'params': state.params, **(state.model_state or {})}
+      for tag, image in tensorboard_images(state.apply_fn, variables, batch['image'][0]).items():
+        writer.add_image(tag, image, step)
+    except Exception as error:  # pictures must never stop a run
+      if not self.warned:
+        log.warning('TensorBoard images skipped: %s', ' '.join(str(error).split())[:300])
+        self.warned = True
 
 
 # Attention.
@@ -586,13 +500,12 @@ def _label(token: str) -> str:
   return {'<eos>': 'EOS', '<pad>': 'PAD', '<bos>': 'BOS', ' ': '␣'}.get(token, token)
 
 
-def decode_with_attention(run: Run, text: str) -> tuple[str, list[str], np.ndarray]:
+def decode_with_attention(run, text: str) -> tuple[str, list[str], np.ndarray]:
   """Greedy decoding of `text` with a seq2seq model.
 
   Returns (the output string, the generated tokens up to and including EOS, the attention
   weights `[len(tokens), len(text)]`).
   """
-  import jax
   meta = run.dataset.meta
   model = run.model
   if not hasattr(model, 'greedy_decode') or 'vocabulary' not in meta:
@@ -608,9 +521,10 @@ def decode_with_attention(run: Run, text: str) -> tuple[str, list[str], np.ndarr
     raise UsageError(f'--input {text!r}: {error}') from None
   if not len(text):
     raise UsageError('--input is empty')
-  decode = jax.jit(functools.partial(model.apply, max_length=meta['target_length'],
-                                     method='greedy_decode'))
-  decoded = decode(run.variables, ids, lengths)
+  decode = run.compiled(lambda model, variables, batch: model.apply(
+      variables, batch['inputs'], batch['input_lengths'], max_length=meta['target_length'],
+      method='greedy_decode'))
+  decoded = decode({'inputs': ids, 'input_lengths': lengths})
   tokens = np.asarray(decoded['tokens'])[0]
   count = int(np.asarray(decoded['lengths'])[0])
   weights = np.asarray(decoded['attention'], np.float32)[0, :count, :len(text)]
@@ -789,7 +703,9 @@ def _features(args) -> None:
   paths = write_feature_maps(run, image, out, _split(args.layers), args.max_channels,
                              input_title=what)
   print(f'{model_text}; input: {what}')
-  logits = np.asarray(run.model.apply(run.variables, image[None], train=False))
+  predict = run.compiled(lambda model, variables, batch: model.apply(variables, batch['image'],
+                                                                     train=False))
+  logits = np.asarray(predict({'image': image[None]}))
   if logits.ndim == 2:
     probs = np.exp(logits[0] - logits[0].max())
     probs /= probs.sum()
