@@ -14,10 +14,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = 'data'
 
-# XLA:CPU hands convolutions to YNNPACK by default, whose weight-gradient convolutions are 1.6-2.5x
-# slower than XLA's own here (../shared/PERF.md); keeping YNNPACK's dot and reduce fusions is better
-# than turning it off. The option is experimental and tied to jaxlib 0.10: `compile` falls back to
-# the defaults if a later jaxlib no longer knows it.
+# XLA:CPU hands convolutions to YNNPACK by default; its weight-gradient convolutions are slower than
+# XLA's own, while its dot and reduce fusions are faster (docs/performance.md), so only YNNPACK's
+# convolutions are turned off. The option is experimental and tied to jaxlib 0.10: `compile` falls
+# back to the defaults if a later jaxlib no longer knows it.
 _CPU_COMPILER_OPTIONS = {
     'xla_cpu_experimental_ynn_fusion_type':
         'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE',
@@ -38,9 +38,8 @@ def keep_freed_memory() -> bool:
 
   XLA:CPU mallocs a step's temporary buffers and frees them at the end of the step. With glibc's
   defaults, blocks that large come from fresh `mmap` pages each time, and every step pays a page
-  fault per 4 KiB page it touches: 12,000 faults and ~20 ms of system time in each train step of
-  the 49 MB ConvNet, 117,000 faults and ~235 ms in each ~770 ms VGG-11-BN step (batch 128; see
-  ../shared/PERF.md). Keeping the memory in the heap removes most of them. Process-wide: call it
+  fault per 4 KiB page it touches (measured in docs/performance.md). Keeping the memory in the
+  heap removes most of them. Process-wide: call it
   at start-up, before the first step (`train.main` and `train.benchmark` do; the benchmark's
   PyTorch reference shares the process, so both sides get it). Returns False where the C library
   is not glibc or refuses a setting, which changes nothing but speed.
