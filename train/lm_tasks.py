@@ -83,8 +83,8 @@ class LanguageModel(Task):
 # Sampling command.
 
 
-def load_for_sampling(workdir: str, step: int | None = None) -> tuple[Any, Any, dict, int]:
-  """(model, params, dataset meta (with `vocab` and `level`), step) of a language-model run.
+def load_for_sampling(workdir: str, step: int | None = None) -> tuple[Any, Any, Any, int]:
+  """(model, params, dataset facts (a `data.text.LanguageModelFacts`), step) of an LM run.
 
   The vocabulary is rebuilt from the run's config (the pipeline builds it from the training text
   deterministically); the parameters come from the newest checkpoint (or `step`).
@@ -94,14 +94,15 @@ def load_for_sampling(workdir: str, step: int | None = None) -> tuple[Any, Any, 
 
   import data as data_lib
   import models
+  from data import text as text_lib
   from train import trainer
 
   with open(os.path.join(workdir, 'config.json')) as f:
     config = ml_collections.ConfigDict(json.load(f))
   dataset = data_lib.create(config)
-  if 'vocab' not in dataset.meta:
+  if not isinstance(dataset.facts, text_lib.LanguageModelFacts):
     raise ValueError(f'{workdir} is not a language-model run (its dataset has no vocabulary).')
-  kwargs = trainer._model_kwargs(config, dataset.meta)  # pylint: disable=protected-access
+  kwargs = trainer._model_kwargs(config, dataset.facts)  # pylint: disable=protected-access
   model = models.create(config.model, **kwargs)
   manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, 'checkpoints')))
   step = manager.latest_step() if step is None else step
@@ -109,7 +110,7 @@ def load_for_sampling(workdir: str, step: int | None = None) -> tuple[Any, Any, 
     raise ValueError(f'{workdir} has no checkpoint.')
   restored = manager.restore(step, args=ocp.args.StandardRestore())
   manager.close()
-  return model, restored['params'], dataset.meta, step
+  return model, restored['params'], dataset.facts, step
 
 
 def generate(model, params, vocab, prompt: str, length: int, temperature: float, seed: int,
@@ -140,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
 
   def command():
-    model, params, meta, step = load_for_sampling(args.workdir, args.step)
-    text = generate(model, params, meta['vocab'], args.prompt, args.length, args.temperature,
-                    args.seed, meta.get('level', 'char'))
+    model, params, facts, step = load_for_sampling(args.workdir, args.step)
+    text = generate(model, params, facts.vocab, args.prompt, args.length, args.temperature,
+                    args.seed, facts.level)
     print(f'# {args.workdir}, step {step}, temperature {args.temperature}, seed {args.seed}',
           file=sys.stderr)
     print(text)

@@ -151,11 +151,10 @@ def make_eval_step(task: tasks_lib.Task, dtype=jnp.float32):
   return eval_step
 
 
-def _model_kwargs(config, meta: dict[str, Any]) -> dict[str, Any]:
-  """The config's `model_kwargs` over the dataset's defaults (`meta['model_kwargs']`, e.g. a
-  vocabulary size; or `num_classes`)."""
-  defaults = meta.get('model_kwargs',
-                      {'num_classes': meta['num_classes']} if 'num_classes' in meta else {})
+def _model_kwargs(config, facts: pipeline.DatasetFacts) -> dict[str, Any]:
+  """The config's `model_kwargs` over the dataset's defaults (`facts.model_kwargs()`, e.g. a
+  vocabulary size or `num_classes`)."""
+  defaults = facts.model_kwargs()
   overrides = {k: v for k, v in (config.get('model_kwargs', None) or {}).items() if v is not None}
   return {**defaults, **overrides}
 
@@ -273,7 +272,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   dataset = data_lib.create(config)
   task = tasks_lib.create(config.get('task', 'classification'), **(config.get('task_kwargs', None) or {}))
-  model = models.create(config.model, **_model_kwargs(config, dataset.meta))
+  model = models.create(config.model, **_model_kwargs(config, dataset.facts))
   eval_batch_size = config.get('eval_batch_size', None) or config.batch_size
   platform.check_batch_size(config.batch_size)
   platform.check_batch_size(eval_batch_size, 'eval_batch_size')

@@ -49,9 +49,9 @@ def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: floa
   with config.unlocked():
     config.eval_split = split
   dataset = data_lib.create(config)
-  if 'target_vocab' not in dataset.meta:
+  if not isinstance(dataset.facts, translation.TranslationFacts):
     raise ValueError(f'{workdir} is not a translation run (its dataset has no target vocabulary).')
-  kwargs = trainer._model_kwargs(config, dataset.meta)  # pylint: disable=protected-access
+  kwargs = trainer._model_kwargs(config, dataset.facts)  # pylint: disable=protected-access
   model = models.create(config.model, **kwargs)
   restored = visualize.restore_variables(workdir)
   if restored is None:
@@ -66,13 +66,13 @@ def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: floa
   else:
     decode = jax.jit(lambda v, x, n: model.apply(v, x, n, max_length=length,
                                                  never_emit=never_emit, method='greedy_decode'))
-  vocab = dataset.meta['target_vocab']
+  vocab = dataset.facts.target_vocab
   hyp_tokens = []
   for batch in pipeline.eval_batches(dataset.eval, batch_size):
     tokens = np.asarray(decode(variables, batch['inputs'], batch['input_lengths'])['tokens'])
     hyp_tokens.extend(translation.decode_ids(vocab, row)
                       for row, real in zip(tokens, batch['mask']) if real)
-  pairs = dataset.meta['eval_pairs']
+  pairs = dataset.facts.eval_pairs
   references = [' '.join(german.split()) for _, german in pairs]
   hypotheses = [translation.detokenize(t) for t in hyp_tokens]
   metric = sacrebleu.BLEU()

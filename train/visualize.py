@@ -170,7 +170,7 @@ def load_run(workdir: str | None = None, config: str | None = None) -> Run:
     raise UsageError(f'workdir {workdir} does not exist')
   cfg = load_config_file(config) if config is not None else load_workdir_config(workdir)
   dataset = data_lib.create(cfg)
-  model = models.create(cfg.model, **trainer._model_kwargs(cfg, dataset.meta))
+  model = models.create(cfg.model, **trainer._model_kwargs(cfg, dataset.facts))
   restored = restore_variables(workdir) if workdir is not None else None
   if restored is not None:
     variables, step = restored
@@ -593,22 +593,24 @@ def decode_with_attention(run: Run, text: str) -> tuple[str, list[str], np.ndarr
   weights `[len(tokens), len(text)]`).
   """
   import jax
-  meta = run.dataset.meta
+
+  from data import synthetic
+  facts = run.dataset.facts
   model = run.model
-  if not hasattr(model, 'greedy_decode') or 'vocabulary' not in meta:
+  if not hasattr(model, 'greedy_decode') or not isinstance(facts, synthetic.Seq2SeqFacts):
     raise UsageError(f'{run.config.model} on {run.config.dataset} is not a sequence-to-sequence '
                      'model; attention maps need one, e.g. configs/addition_seq2seq.py')
   if not getattr(model, 'attention', None):
     raise UsageError(f'{run.config.model} has no attention (the no-attention baseline); train '
                      'one with attention, e.g. configs/addition_seq2seq.py')
-  vocab = meta['vocabulary']
+  vocab = facts.vocab
   try:
-    ids, lengths = vocab.encode([text], meta['source_length'])
+    ids, lengths = vocab.encode([text], facts.source_length)
   except ValueError as error:
     raise UsageError(f'--input {text!r}: {error}') from None
   if not len(text):
     raise UsageError('--input is empty')
-  decode = jax.jit(functools.partial(model.apply, max_length=meta['target_length'],
+  decode = jax.jit(functools.partial(model.apply, max_length=facts.max_decode_length,
                                      method='greedy_decode'))
   decoded = decode(run.variables, ids, lengths)
   tokens = np.asarray(decoded['tokens'])[0]
