@@ -24,7 +24,7 @@ Steps: `num_train_steps` is `epochs x steps per epoch` for PTB's 929,589 trainin
 (1,327 steps of 20 x 35 tokens per epoch, as in the paper's reader); the learning-rate decays
 are placed at fractions of `num_train_steps`, so they land on epoch boundaries of any corpus
 once `num_train_steps` is set to `epochs x` the steps per epoch that the pipeline reports in
-`dataset.meta['steps_per_epoch']` (the run's first line shows it too: train examples / batch
+`dataset.facts.steps_per_epoch` (the run's first line shows it too: train examples / batch
 size). When they disagree, the pipeline logs a warning with the value to pass.
 
 Evaluation scores every token of the test split once (rows of 35 x 20 tokens, each preceded by

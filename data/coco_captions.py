@@ -46,7 +46,7 @@ import numpy as np
 
 from data import images as images_lib
 from data import text
-from data.pipeline import Dataset
+from data.pipeline import CaptioningFacts, Dataset
 
 NAME, CONFIG = 'coco_captions', '2014'
 PAD, BOS, EOS, UNK = text.PAD, '<bos>', '<eos>', text.UNK
@@ -224,7 +224,5 @@ def create(config) -> Dataset:
                                              example_fn, threads),
       eval=images_lib.ThreadedExampleSource(_WithCaptions(eval_source, eval_captions),
                                             example_fn, threads),
-      meta={'model_kwargs': {'vocab_size': len(vocab), 'max_decode_length': max_length + 1,
-                             'pad_id': PAD_ID, 'bos_id': BOS_ID, 'eos_id': EOS_ID},
-            'vocabulary': vocab, 'input_shape': (size, size, 3), 'target_length': max_length + 1},
+      facts=CaptioningFacts(vocab, (size, size, 3), max_length + 1, PAD_ID, BOS_ID, EOS_ID),
   )

@@ -30,7 +30,7 @@ import numpy as np
 
 from data import digits as digits_lib
 from data import synthetic
-from data.pipeline import ArraySource, Batch, Dataset
+from data.pipeline import ArraySource, Batch, CaptioningFacts, Dataset
 
 PAD, BOS, EOS = synthetic.PAD, synthetic.BOS, synthetic.EOS
 DIGIT_OFFSET = len(synthetic.SPECIALS)  # digit d has id d + 3
@@ -100,8 +100,5 @@ def create(config) -> Dataset:
   return Dataset(
       train=_source(train_table, train),
       eval=_source(test_table, test),
-      meta={'model_kwargs': {'vocab_size': len(vocab), 'max_decode_length': high + 1,
-                             'pad_id': PAD, 'bos_id': BOS, 'eos_id': EOS},
-            'vocabulary': vocab, 'input_shape': (SIDE, SIDE * high, 1),
-            'target_length': high + 1},
+      facts=CaptioningFacts(vocab, (SIDE, SIDE * high, 1), high + 1, PAD, BOS, EOS),
   )

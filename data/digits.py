@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.pipeline import ArraySource, Batch, Dataset
+from data.pipeline import ArraySource, Batch, ClassificationFacts, Dataset
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
@@ -50,5 +50,5 @@ def create(config) -> Dataset:
   return Dataset(
       train=ArraySource(train, augment=augment, transform=_normalize),
       eval=ArraySource(test, transform=_normalize),
-      meta={'num_classes': 10, 'input_shape': (8, 8, 1)},
+      facts=ClassificationFacts(10, (8, 8, 1)),
   )

@@ -38,7 +38,7 @@ import tensorflow_datasets as tfds
 
 from data import DatasetNotFoundError, idx
 from data.images import load_arrays, normalizer, random_crop_flip, resolve_data_dir
-from data.pipeline import ArraySource, Dataset
+from data.pipeline import ArraySource, ClassificationFacts, Dataset
 
 NAME = 'fashion_mnist_idx'
 MANUAL_SUBDIR = 'fashion_mnist'
@@ -176,5 +176,5 @@ def create(config) -> Dataset:
   return Dataset(
       train=ArraySource(train, augment=augment, transform=transform),
       eval=ArraySource(test, transform=transform),
-      meta={'num_classes': len(CLASS_NAMES), 'input_shape': IMAGE_SHAPE},
+      facts=ClassificationFacts(len(CLASS_NAMES), IMAGE_SHAPE),
   )

@@ -51,7 +51,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from data.pipeline import ArraySource, Batch, Dataset
+from data.pipeline import ArraySource, Batch, ClassificationFacts, Dataset
 
 # Per-channel statistics of the training splits, pixels scaled to [0, 1].
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
@@ -205,7 +205,7 @@ def _create_small(config, name: str, *, augment: bool, standardize: bool, mean, 
   return Dataset(
       train=ArraySource(train, augment=augment_fn, transform=transform),
       eval=ArraySource(test, transform=transform),
-      meta={'num_classes': num_classes, 'input_shape': tuple(train['image'].shape[1:])},
+      facts=ClassificationFacts(num_classes, tuple(train['image'].shape[1:])),
   )
 
 
@@ -370,5 +370,5 @@ def create_imagenet2012(config) -> Dataset:
           train, imagenet_example_fn(image_size, augment, mean, std), threads),
       eval=ThreadedExampleSource(
           evaluation, imagenet_example_fn(image_size, False, mean, std), threads),
-      meta={'num_classes': 1000, 'input_shape': (image_size, image_size, 3)},
+      facts=ClassificationFacts(1000, (image_size, image_size, 3)),
   )

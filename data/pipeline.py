@@ -1,9 +1,10 @@
 """Batching shared by every dataset: random-access sources, deterministic and resumable order.
 
-Every input pipeline in `data/` reduces to two `Source`s (train and eval) plus a few facts the model
-needs. A `Source` is random-access: `len(source)` examples, and `source.fetch(indices, rng)` returns
-one batch as a dict of stacked NumPy arrays with fixed shapes. Augmentation lives inside the source
-and draws only from the `rng` it is handed (`rng=None` means evaluation: no randomness).
+Every input pipeline in `data/` reduces to two `Source`s (train and eval) plus the facts the model
+and task need (a typed `DatasetFacts`). A `Source` is random-access: `len(source)` examples, and
+`source.fetch(indices, rng)` returns one batch as a dict of stacked NumPy arrays with fixed shapes.
+Augmentation lives inside the source and draws only from the `rng` it is handed (`rng=None` means
+evaluation: no randomness).
 
 Because the order of training batches is a pure function of `(seed, step)`, a run resumed at step
 `k` reads exactly the batches an uninterrupted run would have read, with no iterator state to save.
@@ -91,6 +92,71 @@ class ExampleSource:
     return {name: np.stack([e[name] for e in examples]) for name in examples[0]}
 
 
+class TokenVocabulary(Protocol):
+  """What every vocabulary of `data/` offers: `tokens[i]` is the token of id `i`."""
+
+  tokens: tuple[str, ...]
+
+  def __len__(self) -> int:
+    ...
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetFacts:
+  """Facts about a dataset that a model, a task or a command needs: the base of a small family.
+
+  Each pipeline returns one subclass (`ClassificationFacts`, `CaptioningFacts` here;
+  `text.TextClassificationFacts`, `text.LanguageModelFacts`, `synthetic.Seq2SeqFacts`,
+  `translation.TranslationFacts`, `timeseries.ForecastingFacts`), whose fields are the facts;
+  a consumer that needs a kind of dataset checks for its class with `isinstance`. The base class
+  itself states no facts (e.g. a hand-made dataset in a test).
+  """
+
+  def model_kwargs(self) -> dict[str, Any]:
+    """The model's constructor arguments that follow from the data (e.g. `num_classes`); the
+    trainer passes them to the model, under the config's `model_kwargs`, which override them."""
+    return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationFacts(DatasetFacts):
+  """An image classification dataset.
+
+  Attributes:
+    num_classes: labels are `0 .. num_classes - 1`.
+    input_shape: the shape of one image, `(height, width, channels)`.
+  """
+
+  num_classes: int
+  input_shape: tuple[int, ...]
+
+  def model_kwargs(self) -> dict[str, Any]:
+    return {'num_classes': self.num_classes}
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptioningFacts(DatasetFacts):
+  """An image captioning dataset (batches: `image`, `decoder_inputs`, `targets`, `target_mask`).
+
+  Attributes:
+    vocab: the caption vocabulary (`len(vocab)` ids).
+    input_shape: the shape of one image, `(height, width, channels)`.
+    max_decode_length: decoder steps `T` of the batches (longest caption + EOS).
+    pad_id, bos_id, eos_id: the special token ids.
+  """
+
+  vocab: TokenVocabulary
+  input_shape: tuple[int, ...]
+  max_decode_length: int
+  pad_id: int
+  bos_id: int
+  eos_id: int
+
+  def model_kwargs(self) -> dict[str, Any]:
+    return {'vocab_size': len(self.vocab), 'max_decode_length': self.max_decode_length,
+            'pad_id': self.pad_id, 'bos_id': self.bos_id, 'eos_id': self.eos_id}
+
+
 @dataclasses.dataclass(frozen=True)
 class Dataset:
   """What an input pipeline hands the trainer.
@@ -98,13 +164,13 @@ class Dataset:
   Attributes:
     train: the training split.
     eval: the split evaluated every `eval_every_steps` and at the end (the test split).
-    meta: facts a model or task needs, e.g. `{'num_classes': 10, 'input_shape': (8, 8, 1)}`;
-      the trainer passes `num_classes` (and similar) to the model unless the config overrides it.
+    facts: what the model and task need to know about the data (a `DatasetFacts` subclass);
+      the trainer passes `facts.model_kwargs()` to the model unless the config overrides them.
   """
 
   train: Source
   eval: Source
-  meta: dict[str, Any]
+  facts: DatasetFacts
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

@@ -28,12 +28,13 @@ Config keys (read with defaults, so a config sets only what it changes):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from data.pipeline import ArraySource, Dataset
+from data.pipeline import ArraySource, Dataset, DatasetFacts
 
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ('<pad>', '<bos>', '<eos>')
@@ -78,6 +79,29 @@ class Vocabulary:
       if i >= len(SPECIALS):
         out.append(self.tokens[i])
     return ''.join(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqFacts(DatasetFacts):
+  """A synthetic character-level sequence-to-sequence task (batches: module docstring).
+
+  Attributes:
+    vocab: the task's character `Vocabulary` (sources and targets share it).
+    source_length: `S`, the padded source length.
+    max_decode_length: `T`, decoder steps (the longest target + EOS).
+    pad_id, bos_id, eos_id: the special token ids.
+  """
+
+  vocab: Vocabulary
+  source_length: int
+  max_decode_length: int
+  pad_id: int = PAD
+  bos_id: int = BOS
+  eos_id: int = EOS
+
+  def model_kwargs(self) -> dict[str, Any]:
+    return {'vocab_size': len(self.vocab), 'max_decode_length': self.max_decode_length,
+            'pad_id': self.pad_id, 'bos_id': self.bos_id, 'eos_id': self.eos_id}
 
 
 def encode_problems(problems: Sequence[Problem], vocab: Vocabulary, source_length: int,
@@ -169,14 +193,10 @@ def _build(config, name: str, sample: Callable[[np.random.Generator], Problem], 
   order = rng.permutation(len(problems))
   test = [problems[i] for i in order[:test_size]]
   train = [problems[i] for i in order[test_size:]]
-  decode_length = target_length + 1
   return Dataset(
       train=ArraySource(encode_problems(train, vocab, source_length, target_length)),
       eval=ArraySource(encode_problems(test, vocab, source_length, target_length)),
-      meta={'model_kwargs': {'vocab_size': len(vocab), 'max_decode_length': decode_length,
-                             'pad_id': PAD, 'bos_id': BOS, 'eos_id': EOS},
-            'vocabulary': vocab, 'source_length': source_length, 'target_length': decode_length,
-            'task': name})
+      facts=Seq2SeqFacts(vocab, source_length, target_length + 1))
 
 
 def create_addition(config) -> Dataset:

@@ -43,11 +43,11 @@ import logging
 import math
 import re
 import unicodedata
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from data.pipeline import ArraySource, Batch, Dataset
+from data.pipeline import ArraySource, Batch, Dataset, DatasetFacts
 
 PAD = '<pad>'
 UNK = '<unk>'
@@ -190,6 +190,26 @@ def read_examples(source, chunk: int = 4096) -> list[dict]:
 # Sequence classification.
 
 
+@dataclasses.dataclass(frozen=True)
+class TextClassificationFacts(DatasetFacts):
+  """A text classification dataset (batches: `tokens`, `length`, `label`).
+
+  Attributes:
+    num_classes: labels are `0 .. num_classes - 1`.
+    vocab: the vocabulary of the token ids (built on the training texts).
+    max_length: the padded length of every batch.
+    class_names: the name of each label, in label order (may be empty).
+  """
+
+  num_classes: int
+  vocab: Vocabulary
+  max_length: int
+  class_names: tuple[str, ...] = ()
+
+  def model_kwargs(self) -> dict[str, Any]:
+    return {'vocab_size': len(self.vocab), 'num_classes': self.num_classes}
+
+
 def classification_dataset(train_texts: Sequence[str], train_labels: Sequence[int],
                            eval_texts: Sequence[str], eval_labels: Sequence[int],
                            num_classes: int, config, class_names: Sequence[str] = (),
@@ -205,8 +225,7 @@ def classification_dataset(train_texts: Sequence[str], train_labels: Sequence[in
     max_length_cap: upper bound on the chosen length (default `default_max_length_cap`).
 
   Batches: `tokens` int32 `[batch, max_length]`, `length` int32 `[batch]`, `label` int32.
-  Meta: `num_classes`, `vocab` (the `Vocabulary`), `max_length`, `class_names`, and
-  `model_kwargs` {vocab_size, num_classes}.
+  Facts: `TextClassificationFacts`.
   """
   lowercase = config.get('lowercase', True)
   train_tokens = [tokenize(t, lowercase) for t in train_texts]
@@ -225,14 +244,34 @@ def classification_dataset(train_texts: Sequence[str], train_labels: Sequence[in
   return Dataset(
       train=ArraySource(arrays(train_tokens, train_labels)),
       eval=ArraySource(arrays(eval_tokens, eval_labels)),
-      meta={'num_classes': num_classes, 'vocab': vocab, 'max_length': max_length,
-            'class_names': tuple(class_names),
-            'model_kwargs': {'vocab_size': len(vocab), 'num_classes': num_classes}},
+      facts=TextClassificationFacts(num_classes, vocab, max_length, tuple(class_names)),
   )
 
 
 # ---------------------------------------------------------------------------------------------
 # Language modelling.
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModelFacts(DatasetFacts):
+  """A language-model dataset (TBPTT training windows, exact evaluation rows).
+
+  Attributes:
+    vocab: the vocabulary of the token ids (built on the training text).
+    level: 'char' or 'word'.
+    steps_per_epoch: training steps per pass over the training stream (windows per row).
+    train_tokens: tokens in the training stream.
+    eval_tokens: scored predictions of the evaluation rows (each held-out token once).
+  """
+
+  vocab: Vocabulary
+  level: str
+  steps_per_epoch: int
+  train_tokens: int
+  eval_tokens: int
+
+  def model_kwargs(self) -> dict[str, Any]:
+    return {'vocab_size': len(self.vocab)}
 
 
 class StreamSource:
@@ -344,8 +383,7 @@ def language_model_dataset(train_text: str, eval_text: str, config,
     num_epochs: if set, a warning is logged when num_train_steps is not that many epochs.
 
   Characters or words of the evaluation text missing from the training vocabulary become `<unk>`.
-  Meta: `vocab`, `level`, `steps_per_epoch`, `train_tokens`, `eval_tokens` (scored predictions),
-  `model_kwargs` {vocab_size}.
+  Facts: `LanguageModelFacts`.
   """
   level = config.get('level', None) or default_level
   if level == 'char':
@@ -372,7 +410,6 @@ def language_model_dataset(train_text: str, eval_text: str, config,
   return Dataset(
       train=train,
       eval=ArraySource(rows),
-      meta={'vocab': vocab, 'level': level, 'steps_per_epoch': train.windows,
-            'train_tokens': len(train_tokens), 'eval_tokens': int(rows['weights'].sum()),
-            'model_kwargs': {'vocab_size': len(vocab)}},
+      facts=LanguageModelFacts(vocab, level, train.windows, len(train_tokens),
+                               int(rows['weights'].sum())),
   )

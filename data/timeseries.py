@@ -45,11 +45,11 @@ season_length (None: the series' default; 0: no seasonal baseline).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from data.pipeline import ArraySource, Dataset
+from data.pipeline import ArraySource, Dataset, DatasetFacts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +155,32 @@ class Scaler:
     return np.exp(f) if self.log else f
 
 
+@dataclasses.dataclass(frozen=True)
+class ForecastingFacts(DatasetFacts):
+  """A forecasting dataset: windows of one series (batches: module docstring).
+
+  Attributes:
+    series: the raw series the windows come from.
+    scaler: the normalisation fitted on the training part.
+    parts: part name ('train', 'validation', 'test') -> (first date, last date, values).
+    eval_origin_dates: `[n]` datetime64[D], the forecast origin of each evaluation window.
+    units: the series' units (e.g. 'USD').
+    input_length: `L`, input values per window.
+    horizon: `H`, steps forecast per window.
+  """
+
+  series: Series
+  scaler: Scaler
+  parts: dict[str, tuple[str, str, int]]
+  eval_origin_dates: np.ndarray
+  units: str
+  input_length: int
+  horizon: int
+
+  def model_kwargs(self) -> dict[str, Any]:
+    return {'horizon': self.horizon}
+
+
 def split_bounds(dates: np.ndarray, train_end: str, validation_end: str) -> tuple[int, int]:
   """Indices (a, b): training part `[0, a)`, validation `[a, b)`, test `[b, T)`."""
   a = int(np.searchsorted(dates, np.datetime64(train_end, 'D')))
@@ -243,8 +269,7 @@ def create(config) -> Dataset:
   return Dataset(
       train=ArraySource(windows(train_origins)),
       eval=ArraySource(windows(eval_origins)),
-      meta={'model_kwargs': {'horizon': horizon}, 'series': series, 'scaler': scaler,
-            'parts': {k: (str(series.dates[i]), str(series.dates[j - 1]), j - i)
-                      for k, (i, j) in parts.items()},
-            'eval_origin_dates': series.dates[eval_origins], 'units': series.units,
-            'input_length': input_length, 'horizon': horizon})
+      facts=ForecastingFacts(
+          series, scaler, {k: (str(series.dates[i]), str(series.dates[j - 1]), j - i)
+                           for k, (i, j) in parts.items()},
+          series.dates[eval_origins], series.units, input_length, horizon))

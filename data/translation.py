@@ -56,13 +56,14 @@ pt_to_en` or `wmt14_translate/de-en`; keys `tfds_name`, `source_language`, `targ
 from __future__ import annotations
 
 import collections
+import dataclasses
 import gzip
 import hashlib
 import logging
 import os
 import re
 import unicodedata
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -70,7 +71,7 @@ import tensorflow_datasets as tfds
 from data import DatasetNotFoundError
 from data import text as text_lib
 from data.images import resolve_data_dir
-from data.pipeline import ArraySource, Dataset
+from data.pipeline import ArraySource, Dataset, DatasetFacts
 
 NAME = 'ding_en_de'
 MANUAL_SUBDIR = 'ding_en_de'
@@ -351,13 +352,40 @@ def encode_pairs(source: Sequence[Sequence[str]], target: Sequence[Sequence[str]
           'targets': with_eos, 'target_mask': target_mask}
 
 
+@dataclasses.dataclass(frozen=True)
+class TranslationFacts(DatasetFacts):
+  """A translation dataset (batches: module docstring).
+
+  Attributes:
+    source_vocab, target_vocab: the vocabularies (built on the kept training pairs).
+    max_decode_length: decoder steps of the training batches (max_target_length + 1).
+    eval_pairs: the untokenised (source, target) evaluation pairs, in the eval source's order.
+    dropped_train: training pairs dropped for exceeding the length limits.
+    lowercase_source: whether the source side was lower-cased before tokenising.
+    pad_id, bos_id, eos_id: the special token ids.
+  """
+
+  source_vocab: text_lib.Vocabulary
+  target_vocab: text_lib.Vocabulary
+  max_decode_length: int
+  eval_pairs: tuple[Pair, ...]
+  dropped_train: int = 0
+  lowercase_source: bool = False
+  pad_id: int = PAD_ID
+  bos_id: int = BOS_ID
+  eos_id: int = EOS_ID
+
+  def model_kwargs(self) -> dict[str, Any]:
+    return {'vocab_size': len(self.source_vocab), 'target_vocab_size': len(self.target_vocab),
+            'max_decode_length': self.max_decode_length, 'pad_id': self.pad_id,
+            'bos_id': self.bos_id, 'eos_id': self.eos_id}
+
+
 def translation_dataset(train_pairs: Sequence[Pair], eval_pairs: Sequence[Pair], config,
                         name: str = 'translation') -> Dataset:
   """Tokenises, filters training pairs by length, builds vocabularies, encodes; see the docstring.
 
-  Meta: `source_vocab`, `target_vocab`, `eval_pairs` (the untokenised evaluation pairs, in the
-  order of the eval source), `dropped_train` (pairs over the length limits), and `model_kwargs`
-  {vocab_size, target_vocab_size, max_decode_length, pad_id, bos_id, eos_id}.
+  Facts: `TranslationFacts`.
   """
   lowercase = bool(config.get('lowercase_source', False))
   max_source = int(config.get('max_source_length', None) or 40)
@@ -391,13 +419,8 @@ def translation_dataset(train_pairs: Sequence[Pair], eval_pairs: Sequence[Pair],
                                      max_source, max_target)),
       eval=ArraySource(encode_pairs(eval_source, eval_target, source_vocab, target_vocab,
                                     eval_source_length, eval_target_length)),
-      meta={'model_kwargs': {'vocab_size': len(source_vocab),
-                             'target_vocab_size': len(target_vocab),
-                             'max_decode_length': max_target + 1, 'pad_id': PAD_ID,
-                             'bos_id': BOS_ID, 'eos_id': EOS_ID},
-            'source_vocab': source_vocab, 'target_vocab': target_vocab,
-            'eval_pairs': list(eval_pairs), 'dropped_train': dropped,
-            'lowercase_source': lowercase, 'task': name})
+      facts=TranslationFacts(source_vocab, target_vocab, max_target + 1, tuple(eval_pairs),
+                             dropped, lowercase))
 
 
 def create_ding(config) -> Dataset:

@@ -250,7 +250,7 @@ def coco_dir(tmp_path_factory):
 def test_coco_pipeline_vocabulary_captions_and_images(coco_dir):
   dataset = coco_captions.create(_config(data_dir=coco_dir, image_size=16, max_caption_length=6,
                                          min_word_count=2, decode_threads=2))
-  vocab = dataset.meta['vocabulary']
+  vocab = dataset.facts.vocab
   # Training words seen twice or more, most frequent first; 'zebra' appears only in val captions.
   counts = collections.Counter(word for _, captions in tiny_coco.EXAMPLES['train']
                                for caption in captions
@@ -285,7 +285,7 @@ def test_coco_pipeline_vocabulary_captions_and_images(coco_dir):
     assert any((row == c).all() for c in image0)
     seen.add(row.tobytes())
   assert len(seen) == 3
-  assert (dataset.meta['model_kwargs']['vocab_size'], dataset.meta['target_length']) == (
+  assert (dataset.facts.model_kwargs()['vocab_size'], dataset.facts.max_decode_length) == (
       len(vocab), 7)
 
 
@@ -304,7 +304,7 @@ def test_coco_captions_are_cached_and_read_again_when_the_dataset_changes(tmp_pa
                       lambda source: reads.append(len(source)) or real(source))
   second = coco_captions.create(config)
   assert reads == []  # both splits from the cache
-  assert second.meta['vocabulary'].tokens == first.meta['vocabulary'].tokens
+  assert second.facts.vocab.tokens == first.facts.vocab.tokens
   np.testing.assert_array_equal(second.eval.fetch(np.arange(2), None)['targets'],
                                 first.eval.fetch(np.arange(2), None)['targets'])
   info = os.path.join(directory, 'dataset_info.json')  # re-prepared: a newer dataset_info.json

@@ -17,7 +17,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from data import DatasetNotFoundError, images
+from data import DatasetNotFoundError, images, pipeline
 import data
 
 
@@ -187,13 +187,13 @@ def _check_train_eval(dataset, image_shape):
   # The eval source never augments, even when handed an rng.
   np.testing.assert_array_equal(
       evaluation['image'], dataset.eval.fetch(indices, np.random.default_rng(5))['image'])
-  assert dataset.meta['input_shape'] == image_shape
+  assert dataset.facts.input_shape == image_shape
   return train
 
 
 def test_mnist_mock(tmp_path):
   dataset = _mock('mnist', tmp_path)
-  assert dataset.meta == {'num_classes': 10, 'input_shape': (28, 28, 1)}
+  assert dataset.facts == pipeline.ClassificationFacts(10, (28, 28, 1))
   assert len(dataset.train) == len(dataset.eval) == 12
   train = _check_train_eval(dataset, (28, 28, 1))
   assert 0 <= train['image'].min() and train['image'].max() <= 1
@@ -211,7 +211,7 @@ def test_mnist_mock(tmp_path):
 
 def test_cifar10_mock(tmp_path):
   dataset = _mock('cifar10', tmp_path)
-  assert dataset.meta == {'num_classes': 10, 'input_shape': (32, 32, 3)}
+  assert dataset.facts == pipeline.ClassificationFacts(10, (32, 32, 3))
   train = _check_train_eval(dataset, (32, 32, 3))
   mean, std = np.array(images.CIFAR10_MEAN), np.array(images.CIFAR10_STD)
   low, high = (0 - mean) / std, (1 - mean) / std
@@ -234,7 +234,7 @@ def test_cifar10_mock(tmp_path):
 
 def test_imagenet2012_mock(tmp_path):
   dataset = _mock('imagenet2012', tmp_path, num_examples=6, image_size=24, decode_threads=2)
-  assert dataset.meta == {'num_classes': 1000, 'input_shape': (24, 24, 3)}
+  assert dataset.facts == pipeline.ClassificationFacts(1000, (24, 24, 3))
   assert len(dataset.train) == len(dataset.eval) == 6
   train = _check_train_eval(dataset, (24, 24, 3))
   mean, std = np.array(images.IMAGENET_MEAN), np.array(images.IMAGENET_STD)

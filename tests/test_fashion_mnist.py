@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import data
-from data import DatasetNotFoundError, fashion_mnist, idx, prepare
+from data import DatasetNotFoundError, fashion_mnist, idx, pipeline, prepare
 
 
 def _idx_bytes(array: np.ndarray, type_code: int) -> bytes:
@@ -88,7 +88,7 @@ def test_builder_prepares_tiny_idx_files_and_reads_them_back_exactly(tmp_path):
   manual_dir = tmp_path / 'manual'
   written = _write_fashion_files(manual_dir)
   dataset = data.create(_config(tmp_path / 'tfds', manual_dir=os.fspath(manual_dir)))
-  assert dataset.meta == {'num_classes': 10, 'input_shape': (28, 28, 1)}
+  assert dataset.facts == pipeline.ClassificationFacts(10, (28, 28, 1))
   for source, split in ((dataset.train, 'train'), (dataset.eval, 'test')):
     images, labels = written[split]
     assert len(source) == len(labels)

@@ -264,7 +264,7 @@ def test_synthetic_data_is_deterministic_held_out_and_correct(create, options):
   config = _config(train_size=3000, test_size=300, data_seed=5, **options)
   dataset = create(config)
   again = create(config)
-  vocab = dataset.meta['vocabulary']
+  vocab = dataset.facts.vocab
   assert len(dataset.train) == 3000 and len(dataset.eval) == 300
   train = dataset.train.fetch(np.arange(3000), None)
   test = dataset.eval.fetch(np.arange(300), None)
@@ -295,7 +295,7 @@ def test_synthetic_data_is_deterministic_held_out_and_correct(create, options):
   target_lengths = train['target_mask'].sum(1)
   assert (train['targets'][np.arange(3000), target_lengths - 1] == synthetic.EOS).all()
   assert (train['targets'][~train['target_mask']] == synthetic.PAD).all()
-  meta = dataset.meta['model_kwargs']
+  meta = dataset.facts.model_kwargs()
   assert meta['vocab_size'] == len(vocab) and meta['max_decode_length'] == train['targets'].shape[1]
   # The answers are right.
   for row_in, row_out in zip(test['inputs'][:100], test['targets'][:100]):

@@ -80,10 +80,10 @@ def test_classification_dataset_pads_and_builds_vocabulary_from_training_texts_o
   dataset = text_lib.classification_dataset(
       ['Good film.', 'bad, bad film', 'good'], [1, 0, 1], ['unseen good film', ''], [1, 0], 2,
       _config(), class_names=('neg', 'pos'))
-  vocab = dataset.meta['vocab']
+  vocab = dataset.facts.vocab
   assert vocab.tokens == ('<pad>', '<unk>', 'bad', 'film', 'good', ',', '.')
-  assert dataset.meta['max_length'] == 8
-  assert dataset.meta['model_kwargs'] == {'vocab_size': 7, 'num_classes': 2}
+  assert dataset.facts.max_length == 8
+  assert dataset.facts.model_kwargs() == {'vocab_size': 7, 'num_classes': 2}
   batch = dataset.eval.fetch(np.arange(2), None)
   np.testing.assert_array_equal(batch['tokens'], [[1, 4, 3, 0, 0, 0, 0, 0], [1] + [0] * 7])
   np.testing.assert_array_equal(batch['length'], [3, 1])  # an empty text is one <unk>
@@ -168,18 +168,18 @@ def test_eval_rows_worked_example():
 def test_language_model_dataset_char_and_word_levels():
   config = _config(batch_size=2, seq_len=3, eval_row_length=4, eval_context=1)
   char = text_lib.language_model_dataset('abcabcabcabcab', 'abz', config)
-  assert char.meta['vocab'].tokens == ('<unk>', 'a', 'b', 'c')
-  assert char.meta['model_kwargs'] == {'vocab_size': 4}
-  assert char.meta['steps_per_epoch'] == 2 and char.meta['eval_tokens'] == 2
+  assert char.facts.vocab.tokens == ('<unk>', 'a', 'b', 'c')
+  assert char.facts.model_kwargs() == {'vocab_size': 4}
+  assert char.facts.steps_per_epoch == 2 and char.facts.eval_tokens == 2
   eval_batch = char.eval.fetch(np.arange(1), None)
   np.testing.assert_array_equal(eval_batch['inputs'][0, :2], [1, 2])
   np.testing.assert_array_equal(eval_batch['targets'][0, :2], [2, 0])  # 'z' is unknown
   word = text_lib.language_model_dataset('The cat sat.\n\nthe dog sat\n' * 3, 'the bird sat',
                                          _config(batch_size=2, seq_len=2, level='word'))
-  vocab = word.meta['vocab']
+  vocab = word.facts.vocab
   assert vocab.tokens[:2] == ('<unk>', '<eos>')
   assert text_lib.word_stream('The cat.\n\n dog \n') == ['the', 'cat', '.', '<eos>', 'dog', '<eos>']
-  assert word.meta['train_tokens'] == 27
+  assert word.facts.train_tokens == 27
   np.testing.assert_array_equal(word.eval.fetch(np.arange(1), None)['targets'][0, :3],
                                 vocab.encode(['<unk>', 'sat', '<eos>']))
   with pytest.raises(ValueError, match='level'):
@@ -220,11 +220,11 @@ def test_movie_review_builder_dedupes_splits_and_reads_back(tmp_path):
   dataset = data.create(_config(dataset='movie_reviews', data_dir=os.fspath(tmp_path / 'tfds'),
                                 manual_dir=os.fspath(manual)))
   assert (len(dataset.train), len(dataset.eval)) == (32, 4)
-  assert dataset.meta['class_names'] == ('rotten', 'fresh')
+  assert dataset.facts.class_names == ('rotten', 'fresh')
   batch = dataset.eval.fetch(np.arange(4), None)
   texts = [snippets[i] for i in splits['test']]
   np.testing.assert_array_equal(batch['label'], [label for _, label, _ in texts])
-  vocab = dataset.meta['vocab']
+  vocab = dataset.facts.vocab
   first = text_lib.tokenize(texts[0][0])
   np.testing.assert_array_equal(batch['tokens'][0, :len(first)], vocab.encode(first))
   validation = data.create(_config(dataset='movie_reviews', data_dir=os.fspath(tmp_path / 'tfds'),
@@ -317,9 +317,9 @@ def test_shakespeare_builder_holds_out_whole_works(tmp_path):
   assert list(works) == ['hamlet', 'macbeth', 'sonnets'] and works == _WORKS
   train_text = _WORKS['hamlet'] + '\n\n' + _WORKS['sonnets']
   assert shakespeare.split_text(works) == (train_text, _WORKS['macbeth'])
-  vocab = dataset.meta['vocab']
+  vocab = dataset.facts.vocab
   assert set(vocab.tokens) == set(train_text) | {'<unk>'}
-  assert dataset.meta['eval_tokens'] == len(_WORKS['macbeth']) - 1
+  assert dataset.facts.eval_tokens == len(_WORKS['macbeth']) - 1
   rows = dataset.eval.fetch(np.arange(len(dataset.eval)), None)
   scored = rows['targets'][rows['weights'] > 0]
   assert ''.join(vocab.decode(scored)) == ''.join(
@@ -360,7 +360,7 @@ def test_imdb_reviews_on_mock_data():
   assert batch['tokens'].dtype == np.int32 and batch['tokens'].shape[1] % 8 == 0
   assert batch['tokens'].shape[1] <= text_tfds.IMDB_MAX_LENGTH
   assert set(np.unique(batch['label'])) <= {0, 1}
-  assert dataset.meta['model_kwargs']['vocab_size'] <= 50
+  assert dataset.facts.model_kwargs()['vocab_size'] <= 50
 
 
 def test_tiny_shakespeare_and_generic_corpus_on_mock_data():
@@ -368,8 +368,8 @@ def test_tiny_shakespeare_and_generic_corpus_on_mock_data():
     char = data.create(_config(dataset='tiny_shakespeare', seq_len=4, batch_size=2))
     word = data.create(_config(dataset='tfds_text_lm', tfds_name='tiny_shakespeare',
                                level='word', seq_len=2, batch_size=2))
-  assert char.meta['level'] == 'char' and word.meta['level'] == 'word'
-  assert '<eos>' in word.meta['vocab'].tokens
+  assert char.facts.level == 'char' and word.facts.level == 'word'
+  assert '<eos>' in word.facts.vocab.tokens
   assert next(pipeline.train_batches(char.train, 2, 0))['inputs'].shape == (2, 4)
   with pytest.raises(ValueError, match='tfds_name'):
     data.create(_config(dataset='tfds_text_lm'))
@@ -404,7 +404,7 @@ def test_sst2_pipeline_on_a_tiny_builder_with_glue_features(tmp_path):
   batch = dataset.eval.fetch(np.arange(4), None)
   np.testing.assert_array_equal(batch['label'], [0, 1, 0, 1])
   np.testing.assert_array_equal(batch['length'], [3, 3, 3, 3])
-  assert dataset.meta['class_names'] == ('negative', 'positive')
+  assert dataset.facts.class_names == ('negative', 'positive')
   config.eval_split = 'test'
   with pytest.raises(ValueError, match='hidden labels'):
     data.create(config)
@@ -435,7 +435,7 @@ def test_real_movie_review_snippets():
   validation = data.create(_config(dataset='movie_reviews', eval_split='validation'))
   assert fresh + validation.eval.arrays['label'].sum() == 7_368  # of 12,752 distinct snippets
   assert 0.55 < dataset.eval.arrays['label'].mean() < 0.61  # fresh: 57.8% overall
-  assert dataset.meta['max_length'] == 64
+  assert dataset.facts.max_length == 64
   assert dataset.eval.arrays['length'].max() <= 64 and dataset.eval.arrays['length'].min() >= 1
 
 

@@ -89,10 +89,10 @@ def test_pipeline_windows_and_splits_by_hand(fake_series):
   np.testing.assert_allclose(valid['inputs'][0, :, 0], z([7, 11, 16]), rtol=1e-6)
   test = data.create(config()).eval.fetch(np.arange(1), None)
   np.testing.assert_array_equal(test['target_values'], [[37, 46]])
-  assert dataset.meta['parts'] == {'train': ('2000-01-01', '2000-01-06', 6),
+  assert dataset.facts.parts == {'train': ('2000-01-01', '2000-01-06', 6),
                                    'validation': ('2000-01-07', '2000-01-08', 2),
                                    'test': ('2000-01-09', '2000-01-10', 2)}
-  assert dataset.meta['model_kwargs'] == {'horizon': 2}
+  assert dataset.facts.model_kwargs() == {'horizon': 2}
   strided = data.create(config(input_length=1, horizon=1, window_stride=2))
   np.testing.assert_array_equal(strided.train.fetch(np.arange(3), None)['last_value'], [1, 4, 11])
 
@@ -118,24 +118,24 @@ def test_scaler_is_fitted_on_the_training_part_only(fake_series):
   changed[6:] = [500, -3, 1e4, 7]  # validation and test values only
   fake_series(changed)
   after = data.create(config())
-  assert before.meta['scaler'] == after.meta['scaler'] == timeseries.Scaler.fit(TINY[:6])
+  assert before.facts.scaler == after.facts.scaler == timeseries.Scaler.fit(TINY[:6])
   first, second = (d.train.fetch(np.arange(2), None) for d in (before, after))
   for key in first:
     np.testing.assert_array_equal(first[key], second[key])
   assert not np.array_equal(before.eval.fetch(np.arange(1), None)['targets'],
                             after.eval.fetch(np.arange(1), None)['targets'])
   fake_series(np.where(np.arange(10) == 5, 99.0, TINY))  # a training value
-  assert data.create(config()).meta['scaler'] != before.meta['scaler']
+  assert data.create(config()).facts.scaler != before.facts.scaler
 
 
 def test_real_series_and_their_date_splits():
   msft = data.create(ml_collections.ConfigDict({'dataset': 'timeseries', 'series': 'msft'}))
-  assert msft.meta['series'].values.shape == (7983,)
-  assert {k: v[2] for k, v in msft.meta['parts'].items()} == {
+  assert msft.facts.series.values.shape == (7983,)
+  assert {k: v[2] for k, v in msft.facts.parts.items()} == {
       'train': 6255, 'validation': 754, 'test': 974}
-  assert msft.meta['parts']['test'] == ('2014-01-02', '2017-11-10', 974)
+  assert msft.facts.parts['test'] == ('2014-01-02', '2017-11-10', 974)
   assert len(msft.eval) == 974 - 5 + 1  # every origin whose 5 targets lie in the test part
-  assert msft.meta['scaler'].log
+  assert msft.facts.scaler.log
   co2 = timeseries.load_co2()
   assert co2.values.shape == (2284,) and np.isfinite(co2.values).all()
   assert timeseries.load_sunspots().values.shape == (309,)

@@ -245,11 +245,11 @@ def test_ding_prepare_and_pipeline_on_a_hand_built_dictionary(tmp_path):
     prepare_lib.verify_ding(str(manual))
   dataset = translation.create_ding(_config(data_dir=data_dir, eval_split='test'))
   splits = translation.split_pairs(translation.read_pairs(manual))
-  assert dataset.meta['eval_pairs'] == splits['test']
+  assert list(dataset.facts.eval_pairs) == splits['test']
   assert len(dataset.train) == len(splits['train'])
   batch = dataset.eval.fetch(np.arange(len(dataset.eval)), None)
-  vocab = dataset.meta['target_vocab']
-  for i, (_, german) in enumerate(dataset.meta['eval_pairs']):
+  vocab = dataset.facts.target_vocab
+  for i, (_, german) in enumerate(dataset.facts.eval_pairs):
     tokens = translation.tokenize(german)
     n = len(tokens)
     assert batch['decoder_inputs'][i, 0] == translation.BOS_ID
@@ -257,7 +257,7 @@ def test_ding_prepare_and_pipeline_on_a_hand_built_dictionary(tmp_path):
     assert list(batch['decoder_inputs'][i, 1:n + 1]) == list(batch['targets'][i, :n])
     assert translation.decode_ids(vocab, batch['targets'][i]) == [
         t if t in vocab.tokens else translation.UNK for t in tokens]
-  assert dataset.meta['model_kwargs']['target_vocab_size'] == len(vocab)
+  assert dataset.facts.model_kwargs()['target_vocab_size'] == len(vocab)
 
 
 def test_length_limits_drop_long_training_pairs_only(tmp_path):
@@ -265,10 +265,10 @@ def test_length_limits_drop_long_training_pairs_only(tmp_path):
   dataset = translation.translation_dataset(
       train, [('a b c d e f g', 'x y z w v u')], _config(max_source_length=4,
                                                          max_target_length=3))
-  assert len(dataset.train) == 1 and dataset.meta['dropped_train'] == 2
+  assert len(dataset.train) == 1 and dataset.facts.dropped_train == 2
   batch = dataset.eval.fetch(np.array([0]), None)
   assert batch['input_lengths'][0] == 7 and batch['target_mask'][0].sum() == 7  # never cut
-  assert set(dataset.meta['source_vocab'].tokens[4:]) == {'a', 'b', 'c'}  # training pairs only
+  assert set(dataset.facts.source_vocab.tokens[4:]) == {'a', 'b', 'c'}  # training pairs only
 
 
 def test_tfds_pipeline_on_mock_ted_data():
@@ -279,8 +279,8 @@ def test_tfds_pipeline_on_mock_ted_data():
     train_pairs = translation.load_split(
         tfds.builder('ted_hrlr_translate/pt_to_en'), 'train', 'pt', 'en')
   train_tokens = {t for _, en in train_pairs for t in translation.tokenize(en)}
-  assert set(dataset.meta['target_vocab'].tokens[4:]) <= train_tokens
-  assert len(dataset.eval) == 12 and dataset.meta['model_kwargs']['vocab_size'] > 4
+  assert set(dataset.facts.target_vocab.tokens[4:]) <= train_tokens
+  assert len(dataset.eval) == 12 and dataset.facts.model_kwargs()['vocab_size'] > 4
   batch = dataset.train.fetch(np.arange(4), None)
   assert set(batch) == {'inputs', 'input_lengths', 'decoder_inputs', 'targets', 'target_mask'}
   assert (batch['target_mask'].sum(1) >= 2).all()

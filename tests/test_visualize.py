@@ -286,7 +286,7 @@ class _Experiment:
 
 def test_tensorboard_hook_skips_what_has_no_conv_layers():
   import flax.linen as nn
-  from data.pipeline import ArraySource, Dataset
+  from data.pipeline import ArraySource, Dataset, DatasetFacts
 
   class Dense(nn.Module):
 
@@ -295,8 +295,9 @@ def test_tensorboard_hook_skips_what_has_no_conv_layers():
       return nn.Dense(3)(x.reshape(x.shape[0], -1))
 
   images = Dataset(train=None, eval=ArraySource({'image': np.ones((2, 4, 4, 1), np.float32)}),
-                   meta={})
-  tokens = Dataset(train=None, eval=ArraySource({'inputs': np.ones((2, 5), np.int32)}), meta={})
+                   facts=DatasetFacts())
+  tokens = Dataset(train=None, eval=ArraySource({'inputs': np.ones((2, 5), np.int32)}),
+                   facts=DatasetFacts())
   conv = models.create('convnet', features=(4,), hidden=8)
 
   def state(model):

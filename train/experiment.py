@@ -59,12 +59,11 @@ def cast_floating(tree: Any, dtype) -> Any:
       lambda x: x.astype(dtype) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x, tree)
 
 
-def resolve_model_kwargs(config, meta: dict[str, Any]) -> dict[str, Any]:
-  """The model's constructor arguments: the dataset's defaults (`meta['model_kwargs']`, e.g. a
-  vocabulary size; or its `num_classes`) under the config's `model_kwargs` (None values, the
-  placeholders of `configs.common.model_kwargs`, leave the default in place)."""
-  defaults = meta.get('model_kwargs',
-                      {'num_classes': meta['num_classes']} if 'num_classes' in meta else {})
+def resolve_model_kwargs(config, facts: pipeline.DatasetFacts) -> dict[str, Any]:
+  """The model's constructor arguments: the dataset's (`facts.model_kwargs()`, e.g. a vocabulary
+  size or the number of classes) under the config's `model_kwargs` (None values, the
+  placeholders of `configs.common.model_kwargs`, leave the dataset's value in place)."""
+  defaults = facts.model_kwargs()
   overrides = {k: v for k, v in (config.get('model_kwargs', None) or {}).items() if v is not None}
   return {**defaults, **overrides}
 
@@ -103,7 +102,7 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   dataset = data_lib.create(config)
   task = tasks_lib.create(config.get('task', 'classification'),
                           **(config.get('task_kwargs', None) or {}))
-  kwargs = resolve_model_kwargs(config, dataset.meta)
+  kwargs = resolve_model_kwargs(config, dataset.facts)
   model = models.create(config.model, **kwargs)
   return Experiment(config=config, dataset=dataset, task=task, model=model, model_kwargs=kwargs,
                     dtype=dtype)

@@ -42,6 +42,7 @@ def sample(workdir: str, prompt: str, length: int, temperature: float, seed: int
     FileNotFoundError: no workdir, config or checkpoint.
     ValueError: the workdir is not a language-model run, or a bad length or temperature.
   """
+  from data import text as text_lib
   from train import experiment
 
   if length < 1:
@@ -49,11 +50,11 @@ def sample(workdir: str, prompt: str, length: int, temperature: float, seed: int
   if temperature < 0:
     raise cli.UsageError(f'--temperature must be 0 or more, got {temperature}')
   run = experiment.restore(workdir, step)
-  meta = run.dataset.meta
-  if 'vocab' not in meta:
+  facts = run.dataset.facts
+  if not isinstance(facts, text_lib.LanguageModelFacts):
     raise ValueError(f'{workdir} is not a language-model run (its dataset has no vocabulary).')
-  text = generate(run.model, run.state.params, meta['vocab'], prompt, length, temperature, seed,
-                  meta.get('level', 'char'))
+  text = generate(run.model, run.state.params, facts.vocab, prompt, length, temperature, seed,
+                  facts.level)
   return text, run.step
 
 

@@ -44,7 +44,7 @@ def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: floa
 
   run = experiment.restore(workdir, config_overrides={'eval_split': split})
   dataset, model, step = run.dataset, run.model, run.step
-  if 'target_vocab' not in dataset.meta:
+  if not isinstance(dataset.facts, translation.TranslationFacts):
     raise ValueError(f'{workdir} is not a translation run (its dataset has no target vocabulary).')
   length = max_length or model.max_decode_length
   never_emit = () if allow_unk else (translation.UNK_ID,)
@@ -56,14 +56,14 @@ def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: floa
     decode = run.compiled(lambda model, variables, batch: model.apply(
         variables, batch['inputs'], batch['input_lengths'], max_length=length,
         never_emit=never_emit, method='greedy_decode'))
-  vocab = dataset.meta['target_vocab']
+  vocab = dataset.facts.target_vocab
   hyp_tokens = []
   for batch in pipeline.eval_batches(dataset.eval, batch_size):
     tokens = np.asarray(decode({'inputs': batch['inputs'],
                                 'input_lengths': batch['input_lengths']})['tokens'])
     hyp_tokens.extend(translation.decode_ids(vocab, row)
                       for row, real in zip(tokens, batch['mask']) if real)
-  pairs = dataset.meta['eval_pairs']
+  pairs = dataset.facts.eval_pairs
   references = [' '.join(german.split()) for _, german in pairs]
   hypotheses = [translation.detokenize(t) for t in hyp_tokens]
   metric = sacrebleu.BLEU()

@@ -506,23 +506,24 @@ def decode_with_attention(run, text: str) -> tuple[str, list[str], np.ndarray]:
   Returns (the output string, the generated tokens up to and including EOS, the attention
   weights `[len(tokens), len(text)]`).
   """
-  meta = run.dataset.meta
+  from data import synthetic
+  facts = run.dataset.facts
   model = run.model
-  if not hasattr(model, 'greedy_decode') or 'vocabulary' not in meta:
+  if not hasattr(model, 'greedy_decode') or not isinstance(facts, synthetic.Seq2SeqFacts):
     raise UsageError(f'{run.config.model} on {run.config.dataset} is not a sequence-to-sequence '
                      'model; attention maps need one, e.g. configs/addition_seq2seq.py')
   if not getattr(model, 'attention', None):
     raise UsageError(f'{run.config.model} has no attention (the no-attention baseline); train '
                      'one with attention, e.g. configs/addition_seq2seq.py')
-  vocab = meta['vocabulary']
+  vocab = facts.vocab
   try:
-    ids, lengths = vocab.encode([text], meta['source_length'])
+    ids, lengths = vocab.encode([text], facts.source_length)
   except ValueError as error:
     raise UsageError(f'--input {text!r}: {error}') from None
   if not len(text):
     raise UsageError('--input is empty')
   decode = run.compiled(lambda model, variables, batch: model.apply(
-      variables, batch['inputs'], batch['input_lengths'], max_length=meta['target_length'],
+      variables, batch['inputs'], batch['input_lengths'], max_length=facts.max_decode_length,
       method='greedy_decode'))
   decoded = decode({'inputs': ids, 'input_lengths': lengths})
   tokens = np.asarray(decoded['tokens'])[0]
