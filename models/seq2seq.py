@@ -240,16 +240,13 @@ class Seq2Seq(nn.Module):
   def beam_search(self, inputs: Array, input_lengths: Array, beam_size: int = 4,
                   alpha: float = 0.6, max_length: int | None = None,
                   never_emit: tuple[int, ...] = ()) -> dict[str, Array]:
-    """Beam search with GNMT length normalisation, as a scan over output positions.
+    """Beam search with GNMT length normalisation (`models.decoding.beam_search`).
 
-    The beam holds `beam_size` hypotheses, alive or finished (ended by EOS). Every step extends
-    each alive hypothesis by every token, and carries each finished one over unchanged (it can
-    only be followed by PAD, at no cost); of all these candidates the `beam_size` with the best
-    score `log_prob / length_penalty(length, alpha)` survive, length counting EOS. So finished
-    and alive hypotheses compete for the same places, a finished one stays until better ones
-    push it out, and `beam_size=1` is exactly greedy decoding (for any alpha: one hypothesis's
-    candidates all have the same length). A hypothesis still alive after `max_length` steps is
-    scored at that length. PAD, BOS and the ids in `never_emit` are never emitted.
+    Finished hypotheses (ended by EOS) compete with alive ones for the `beam_size` places by
+    `log_prob / length_penalty(length, alpha)`, length counting EOS; `beam_size=1` is greedy
+    decoding; a hypothesis still alive after `max_length` steps is scored at that length. PAD,
+    BOS and the ids in `never_emit` are never emitted. Raises ValueError if `beam_size` exceeds
+    the target vocabulary.
 
     Returns a dict: `tokens` `[batch, max_length]` (the best hypothesis up to and including EOS,
     then PAD), `beams` `[batch, beam, max_length]` best first, `scores` `[batch, beam]`,
