@@ -10,10 +10,9 @@ as in Show and Tell with `image_as='input'` (the default): the image is the firs
 once, from a zero state, and its step's output is not scored. With `image_as='state'` the image
 instead sets the initial state of every layer, `h_0 = tanh(W_h v)`, `c_0 = tanh(W_c v)`, and the
 first input is BOS. Teacher forcing (`__call__`) is one scan per layer over input projections
-hoisted out of the recurrence; `greedy_decode` is a `lax.scan` (through `nn.scan`) over output
-positions whose carry holds the LSTM state and the last prediction; `beam_search` is Seq2Seq's
-(GNMT length penalty) over this decoder. PAD and BOS are never emitted; after EOS a sequence emits
-PAD.
+hoisted out of the recurrence; `greedy_decode` and `beam_search` (GNMT length penalty) are
+`models.decoding`'s drivers over `decode_step`, one decoder step from the previous token. PAD and
+BOS are never emitted; after EOS a sequence emits PAD.
 
 Calls: `model.apply(variables, images [B, H, W, C], decoder_inputs [B, T], train=bool)` ->
 logits `[B, T, vocab]`; `decoder_inputs=None` returns `greedy_decode(images)` instead.
@@ -28,10 +27,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models import cnn, rnn, seq2seq
+from models import cnn, decoding, rnn
 
 Array = jax.Array
-_SCAN = dict(variable_broadcast='params', split_rngs={'params': False, 'dropout': True})
 _IMAGE_AS = ('input', 'state')
 
 
@@ -116,14 +114,24 @@ class CaptionLSTM(nn.Module):
 
     Returns (new carries, logits `[batch, vocab]`).
     """
-    new = []
-    h = x
-    for layer, cell in enumerate(self.cells):
-      if layer:
-        h = self.drop(h, deterministic=not train)
-      carry, h = cell(carries[layer], h)
-      new.append(carry)
-    return tuple(new), self.output_projection(self.drop(h, deterministic=not train))
+    drop = lambda h: self.drop(h, deterministic=not train)
+    carries, h = decoding.step_cells(self.cells, carries, x, between=drop)
+    return carries, self.output_projection(drop(h))
+
+  def decode_start(self, image_vector: Array):
+    """The decoder's carries (one (h, c) per layer) before its first word, BOS, is read: after
+    the image step for `image_as='input'`, the image-set state for 'state' (no dropout)."""
+    carries, first = self.initial_state(image_vector)
+    if first is not None:
+      carries, _ = self._step(carries, first, False)
+    return carries
+
+  def decode_step(self, carries, tokens: Array, context=None):
+    """One decoding step (no dropout): carries and previous tokens `[batch]` int -> (new carries,
+    logits `[batch, vocab]`, None). `context` is unused (the image is in the carries)."""
+    del context
+    carries, logits = self._step(carries, self._embed(tokens, False), False)
+    return carries, logits, None
 
   def __call__(self, images: Array, decoder_inputs: Array | None = None, train: bool = False):
     """Teacher-forced logits `[batch, T, vocab]` for `decoder_inputs` `[batch, T]` (BOS + caption).
@@ -157,8 +165,7 @@ class CaptionLSTM(nn.Module):
 
   def _never_emitted(self) -> Array:
     """`[vocab]`: -1e30 on PAD and BOS, 0 elsewhere."""
-    ids = jnp.arange(self.vocab_size)
-    return jnp.where((ids == self.pad_id) | (ids == self.bos_id), -1e30, 0.0)
+    return decoding.never_emit_bias(self.vocab_size, (self.pad_id, self.bos_id))
 
   def greedy_decode(self, images: Array, max_length: int | None = None) -> dict[str, Array]:
     """Greedy decoding without teacher forcing: each step feeds back its own argmax.
@@ -170,35 +177,16 @@ class CaptionLSTM(nn.Module):
     return self._greedy(self.encode(images, train=False), max_length)
 
   def _greedy(self, image_vector: Array, max_length: int | None) -> dict[str, Array]:
-    length = max_length or self.max_decode_length
-    batch = image_vector.shape[0]
-    carries, first = self.initial_state(image_vector)
-    if first is not None:
-      carries, _ = self._step(carries, first, False)
-
-    def body(module, state, _):
-      carries, token, finished, log_prob = state
-      carries, logits = module._step(carries, module._embed(token, False), False)
-      log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
-      prediction = jnp.argmax(log_probs + module._never_emitted(), axis=-1).astype(jnp.int32)
-      step_log_prob = jnp.take_along_axis(log_probs, prediction[:, None], axis=-1)[:, 0]
-      log_prob = log_prob + jnp.where(finished, 0.0, step_log_prob)
-      prediction = jnp.where(finished, self.pad_id, prediction)
-      finished = finished | (prediction == self.eos_id)
-      return (carries, prediction, finished, log_prob), prediction
-
-    scan = nn.scan(body, length=length, unroll=self.unroll, **_SCAN)
-    state = (carries, jnp.full((batch,), self.bos_id, jnp.int32), jnp.zeros((batch,), bool),
-             jnp.zeros((batch,), jnp.float32))
-    (_, _, _, log_prob), tokens = scan(self, state, None)
-    tokens = jnp.swapaxes(tokens, 0, 1)
-    is_eos = tokens == self.eos_id
-    lengths = jnp.where(is_eos.any(-1), jnp.argmax(is_eos, -1) + 1, length).astype(jnp.int32)
-    return {'tokens': tokens, 'lengths': lengths, 'log_prob': log_prob}
+    out = decoding.greedy_decode(
+        type(self).decode_step, self.decode_start(image_vector),
+        batch_size=image_vector.shape[0], max_length=max_length or self.max_decode_length,
+        bos_id=self.bos_id, pad_id=self.pad_id, eos_id=self.eos_id, bias=self._never_emitted(),
+        module=self, unroll=self.unroll)
+    return {'tokens': out['tokens'], 'lengths': out['lengths'], 'log_prob': out['log_prob']}
 
   def beam_search(self, images: Array, beam_size: int = 4, alpha: float = 0.6,
                   max_length: int | None = None) -> dict[str, Array]:
-    """Beam search with GNMT length normalisation, as `models.seq2seq.Seq2Seq.beam_search`.
+    """Beam search with GNMT length normalisation (`models.decoding.beam_search`).
 
     Finished hypotheses (ended by EOS) compete with alive ones for the `beam_size` places by
     `log_prob / length_penalty(length, alpha)`; `beam_size=1` is greedy decoding. Returns a dict:
@@ -206,38 +194,12 @@ class CaptionLSTM(nn.Module):
     `[batch, beam, max_length]` best first, `scores` `[batch, beam]`, `log_prob` `[batch, beam]`,
     `lengths` `[batch]` of the best.
     """
-    length = max_length or self.max_decode_length
-    k, batch, vocab = beam_size, images.shape[0], self.vocab_size
-    if k > vocab:
-      raise ValueError(f'beam_size {k} is larger than the vocabulary ({vocab})')
-    carries, first = self.initial_state(self.encode(images, train=False))
-    if first is not None:
-      carries, _ = self._step(carries, first, False)
-    carries = seq2seq._tile(carries, k)  # pylint: disable=protected-access
-    neg_inf = jnp.float32(-1e30)
-
-    def body(module, state, step):
-      carries, tokens, log_prob, finished, lengths = state
-      last = jnp.where(step == 0, self.bos_id, tokens[:, :, jnp.maximum(step - 1, 0)])
-      carries, logits = module._step(carries, module._embed(last.reshape(batch * k), False), False)
-      step_log_probs = jax.nn.log_softmax(logits.astype(jnp.float32)) + module._never_emitted()
-      parent, tokens, log_prob, finished, lengths = seq2seq.beam_step(
-          step_log_probs, tokens, log_prob, finished, lengths, step, alpha, self.pad_id,
-          self.eos_id)
-      carries = seq2seq._gather_beams(carries, parent, batch, k)  # pylint: disable=protected-access
-      return (carries, tokens, log_prob, finished, lengths), None
-
-    scan = nn.scan(body, unroll=self.unroll, **_SCAN)
-    first_beam = jnp.where(jnp.arange(k) == 0, 0.0, neg_inf)  # all beams start equal: expand one
-    state = (carries, jnp.full((batch, k, length), self.pad_id, jnp.int32),
-             jnp.broadcast_to(first_beam, (batch, k)), jnp.zeros((batch, k), bool),
-             jnp.zeros((batch, k), jnp.int32))
-    (_, beams, log_prob, _, lengths), _ = scan(self, state, jnp.arange(length))
-    scores, order = jax.lax.top_k(log_prob / seq2seq.length_penalty(lengths, alpha), k)
-    beams = jnp.take_along_axis(beams, order[:, :, None], axis=1)
-    return {'tokens': beams[:, 0], 'beams': beams, 'scores': scores,
-            'log_prob': jnp.take_along_axis(log_prob, order, axis=1),
-            'lengths': jnp.take_along_axis(lengths, order[:, :1], axis=1)[:, 0]}
+    return decoding.beam_search(
+        type(self).decode_step, self.decode_start(self.encode(images, train=False)),
+        batch_size=images.shape[0], beam_size=beam_size,
+        max_length=max_length or self.max_decode_length, alpha=alpha, bos_id=self.bos_id,
+        pad_id=self.pad_id, eos_id=self.eos_id, bias=self._never_emitted(), module=self,
+        unroll=self.unroll)
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {

@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models import rnn
+from models import decoding, rnn
 
 Array = jax.Array
 
@@ -71,15 +71,9 @@ class Forecaster(nn.Module):
 
   def _decoder_step(self, carries, features: Array, train: bool):
     """One step from features `[batch, 2]`: (carries, change d_k `[batch]`)."""
-    h = features
-    new_carries = []
-    for layer, cell in enumerate(self.decoder_cells):
-      if layer:
-        h = self.drop(h, deterministic=not train)
-      carry, h = cell(carries[layer], h)
-      new_carries.append(carry)
-    h = self.drop(h, deterministic=not train)
-    return tuple(new_carries), self.output_layer(h)[:, 0]
+    drop = lambda h: self.drop(h, deterministic=not train)
+    carries, h = decoding.step_cells(self.decoder_cells, carries, features, between=drop)
+    return carries, self.output_layer(drop(h))[:, 0]
 
   def __call__(self, inputs: Array, targets: Array | None = None, train: bool = False) -> Array:
     """Forecasts the next `horizon` values.

@@ -17,8 +17,8 @@ With `attention=None` it is the plain encoder-decoder baseline (Sutskever et al.
 Training uses teacher forcing (`__call__`): without input feeding the decoder recurrence is a
 scan over hoisted input projections and attention runs for all target steps in one batched
 product; with input feeding attention sits inside the scan (the embeddings' input projection is
-still hoisted). Decoding (`greedy_decode`, `beam_search`) is a scan over output positions whose
-carry holds the decoder state and the last prediction; after a sequence emits EOS it emits PAD.
+still hoisted). Decoding (`greedy_decode`, `beam_search`) runs `models.decoding`'s drivers over
+`decode_step`, one decoder step from the previous token; after a sequence emits EOS it emits PAD.
 
 Token ids: PAD 0, BOS 1, EOS 2 by default (data/synthetic.py's vocabularies).
 """
@@ -32,67 +32,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models import rnn
+from models import decoding, rnn
 from models.attention import LuongAttention
 
 Array = jax.Array
 
 _SCAN = dict(variable_broadcast='params', split_rngs={'params': False, 'dropout': True})
 
-
-def _tile(tree: Any, k: int) -> Any:
-  """Repeats every leaf `[batch, ...]` k times on axis 0: `[batch * k, ...]` (beam-major inside)."""
-  return jax.tree.map(lambda x: jnp.repeat(x, k, axis=0), tree)
-
-
-def _gather_beams(tree: Any, indices: Array, batch: int, k: int) -> Any:
-  """Selects beams: leaves `[batch * k, ...]`, indices `[batch, k]` into the k beams."""
-
-  def gather(x):
-    x = x.reshape((batch, k) + x.shape[1:])
-    idx = indices.reshape((batch, k) + (1,) * (x.ndim - 2))
-    return jnp.take_along_axis(x, idx, axis=1).reshape((batch * k,) + x.shape[2:])
-
-  return jax.tree.map(gather, tree)
-
-
-def beam_step(step_log_probs: Array, tokens: Array, log_prob: Array, finished: Array,
-              lengths: Array, step: Array, alpha: float, pad_id: int, eos_id: int):
-  """One step of beam search's bookkeeping, shared by every decoder with a beam.
-
-  Args:
-    step_log_probs: `[batch * k, vocab]` float32 log-probabilities of the next token per beam
-      (banned tokens already at -1e30).
-    tokens: `[batch, k, max_length]` hypotheses so far; log_prob, finished, lengths `[batch, k]`.
-    step: the position being written.
-
-  Every alive hypothesis is extended by every token and each finished one is carried over with
-  PAD at no cost; the `k` best by `log_prob / length_penalty(length, alpha)` survive.
-  Returns `(parent [batch, k], tokens, log_prob, finished, lengths)`; the caller gathers its
-  decoder state with `parent`.
-  """
-  batch, k, _ = tokens.shape
-  vocab = step_log_probs.shape[-1]
-  pad_only = jnp.where(jnp.arange(vocab) == pad_id, 0.0, jnp.float32(-1e30))
-  step_log_probs = jnp.where(finished[:, :, None], pad_only,
-                             step_log_probs.reshape(batch, k, vocab))
-  candidates = log_prob[:, :, None] + step_log_probs  # [batch, k, vocab]
-  candidate_lengths = jnp.where(finished, lengths, step + 1)
-  scores = candidates / length_penalty(candidate_lengths, alpha)[:, :, None]
-  _, best = jax.lax.top_k(scores.reshape(batch, k * vocab), k)
-  parent, token = best // vocab, (best % vocab).astype(jnp.int32)
-  log_prob = jnp.take_along_axis(candidates.reshape(batch, k * vocab), best, axis=1)
-  tokens = jnp.take_along_axis(tokens, parent[:, :, None], axis=1)
-  tokens = jax.lax.dynamic_update_slice_in_dim(tokens, token[:, :, None], step, axis=2)
-  was_finished = jnp.take_along_axis(finished, parent, axis=1)
-  lengths = jnp.where(was_finished, jnp.take_along_axis(lengths, parent, axis=1), step + 1)
-  finished = was_finished | (token == eos_id)
-  return parent, tokens, log_prob, finished, lengths
-
-
-def length_penalty(length: Array | int, alpha: float) -> Array:
-  """GNMT's length normalisation `((5 + length) / 6) ** alpha` (Wu et al. 2016); 1 at alpha 0."""
-  return ((5.0 + jnp.asarray(length, jnp.float32)) / 6.0) ** alpha
+# Beam-search pieces, defined in models/decoding.py and still importable from here.
+beam_step = decoding.beam_step
+length_penalty = decoding.length_penalty
 
 
 class Seq2Seq(nn.Module):
@@ -192,15 +141,10 @@ class Seq2Seq(nn.Module):
     """
     if self._feeds:
       projected = projected + self.feed_projection(feed)
-    new_carries = []
-    carry, h = self.decoder_cells[0].step(carries[0], projected)
-    new_carries.append(carry)
-    for layer in range(1, self.num_layers):
-      h = self.drop(h, deterministic=not train)
-      carry, h = self.decoder_cells[layer](carries[layer], h)
-      new_carries.append(carry)
+    carries, h = decoding.step_cells(self.decoder_cells, carries, projected, projected=True,
+                                     between=lambda x: self.drop(x, deterministic=not train))
     h_tilde, weights = self._attend(h, encoded, train)
-    return tuple(new_carries), h_tilde, self.output_projection(h_tilde), weights
+    return carries, h_tilde, self.output_projection(h_tilde), weights
 
   def _embed_tokens(self, tokens: Array, train: bool) -> Array:
     """Previous tokens `[...]` -> layer-0 input projection `[..., G*D]`."""
@@ -211,14 +155,25 @@ class Seq2Seq(nn.Module):
     """`[vocab]`: -1e30 on PAD, BOS (decoding never emits them; EOS ends a sequence) and the ids
     in `never_emit` (e.g. `<unk>`), else 0."""
     vocab = self.target_vocab_size or self.vocab_size
-    ids = jnp.arange(vocab)
-    banned = (ids == self.pad_id) | (ids == self.bos_id)
-    for i in never_emit:
-      banned = banned | (ids == i)
-    return jnp.where(banned, -1e30, 0.0)
+    return decoding.never_emit_bias(vocab, (self.pad_id, self.bos_id) + tuple(never_emit))
 
   def _zero_feed(self, batch: int, dtype=jnp.float32) -> Array:
     return jnp.zeros((batch, self.decoder_size), dtype)
+
+  def decode_start(self, encoded: dict[str, Any]) -> tuple[Any, Array]:
+    """The decoder's state before the first step, from `encode`'s dict: (carries, one per layer;
+    h~ `[batch, D]`, zeros: the input feed of the first step)."""
+    return encoded['carries'], self._zero_feed(encoded['memory'].shape[0],
+                                               encoded['memory'].dtype)
+
+  def decode_step(self, state: tuple[Any, Array], tokens: Array, encoded: dict[str, Any]):
+    """One decoding step (no dropout): state (carries, h~), previous tokens `[batch]` int and
+    `encode`'s dict -> (new state, logits `[batch, target_vocab]`, attention weights
+    `[batch, source]`, zeros without attention)."""
+    carries, feed = state
+    carries, h_tilde, logits, weights = self._decoder_step(
+        carries, feed, self._embed_tokens(tokens, False), encoded, False)
+    return (carries, h_tilde), logits, weights
 
   # Training: teacher forcing.
 
@@ -273,91 +228,36 @@ class Seq2Seq(nn.Module):
     `[batch]` (of the emitted tokens up to EOS),
     `attention` `[batch, max_length, source]` (for plotting; rows after EOS are meaningless).
     """
-    length = max_length or self.max_decode_length
     encoded = self.encode(inputs, input_lengths, train=False)
-    batch = inputs.shape[0]
-
-    def body(module, state, encoded):
-      carries, feed, token, finished, log_prob = state
-      carries, h_tilde, logits, weights = module._decoder_step(
-          carries, feed, module._embed_tokens(token, False), encoded, False)
-      log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
-      prediction = jnp.argmax(log_probs + module._never_emitted(never_emit),
-                              axis=-1).astype(jnp.int32)
-      step_log_prob = jnp.take_along_axis(log_probs, prediction[:, None], axis=-1)[:, 0]
-      log_prob = log_prob + jnp.where(finished, 0.0, step_log_prob)
-      prediction = jnp.where(finished, self.pad_id, prediction)
-      finished = finished | (prediction == self.eos_id)
-      return (carries, h_tilde, prediction, finished, log_prob), (prediction, weights)
-
-    scan = nn.scan(body, in_axes=(nn.broadcast,), length=length, unroll=self.unroll, **_SCAN)
-    state = (encoded['carries'], self._zero_feed(batch, encoded['memory'].dtype),
-             jnp.full((batch,), self.bos_id, jnp.int32),
-             jnp.zeros((batch,), bool), jnp.zeros((batch,), jnp.float32))
-    (_, _, _, _, log_prob), (tokens, weights) = scan(self, state, encoded)
-    tokens = jnp.swapaxes(tokens, 0, 1)
-    return {'tokens': tokens, 'lengths': _lengths(tokens, self.eos_id), 'log_prob': log_prob,
-            'attention': jnp.swapaxes(weights, 0, 1)}
+    out = decoding.greedy_decode(
+        type(self).decode_step, self.decode_start(encoded), batch_size=inputs.shape[0],
+        max_length=max_length or self.max_decode_length, bos_id=self.bos_id, pad_id=self.pad_id,
+        eos_id=self.eos_id, bias=self._never_emitted(never_emit), context=encoded, module=self,
+        unroll=self.unroll)
+    return {'tokens': out['tokens'], 'lengths': out['lengths'], 'log_prob': out['log_prob'],
+            'attention': out['extras']}
 
   def beam_search(self, inputs: Array, input_lengths: Array, beam_size: int = 4,
                   alpha: float = 0.6, max_length: int | None = None,
                   never_emit: tuple[int, ...] = ()) -> dict[str, Array]:
-    """Beam search with GNMT length normalisation, as a scan over output positions.
+    """Beam search with GNMT length normalisation (`models.decoding.beam_search`).
 
-    The beam holds `beam_size` hypotheses, alive or finished (ended by EOS). Every step extends
-    each alive hypothesis by every token, and carries each finished one over unchanged (it can
-    only be followed by PAD, at no cost); of all these candidates the `beam_size` with the best
-    score `log_prob / length_penalty(length, alpha)` survive, length counting EOS. So finished
-    and alive hypotheses compete for the same places, a finished one stays until better ones
-    push it out, and `beam_size=1` is exactly greedy decoding (for any alpha: one hypothesis's
-    candidates all have the same length). A hypothesis still alive after `max_length` steps is
-    scored at that length. PAD, BOS and the ids in `never_emit` are never emitted.
+    Finished hypotheses (ended by EOS) compete with alive ones for the `beam_size` places by
+    `log_prob / length_penalty(length, alpha)`, length counting EOS; `beam_size=1` is greedy
+    decoding; a hypothesis still alive after `max_length` steps is scored at that length. PAD,
+    BOS and the ids in `never_emit` are never emitted. Raises ValueError if `beam_size` exceeds
+    the target vocabulary.
 
     Returns a dict: `tokens` `[batch, max_length]` (the best hypothesis up to and including EOS,
     then PAD), `beams` `[batch, beam, max_length]` best first, `scores` `[batch, beam]`,
     `log_prob` `[batch, beam]` (unnormalised), `lengths` `[batch]` of the best.
     """
-    length = max_length or self.max_decode_length
-    k = beam_size
-    batch = inputs.shape[0]
-    vocab = self.target_vocab_size or self.vocab_size
-    if k > vocab:
-      raise ValueError(f'beam_size {k} is larger than the vocabulary ({vocab})')
-    encoded = _tile(self.encode(inputs, input_lengths, train=False), k)
-    neg_inf = jnp.float32(-1e30)
-
-    def body(module, state, step, encoded):
-      carries, feed, tokens, log_prob, finished, lengths = state
-      last = jnp.where(step == 0, self.bos_id, tokens[:, :, jnp.maximum(step - 1, 0)])
-      carries, h_tilde, logits, _ = module._decoder_step(
-          carries, feed, module._embed_tokens(last.reshape(batch * k), False), encoded, False)
-      step_log_probs = (jax.nn.log_softmax(logits.astype(jnp.float32))
-                        + module._never_emitted(never_emit))
-      parent, tokens, log_prob, finished, lengths = beam_step(
-          step_log_probs, tokens, log_prob, finished, lengths, step, alpha, self.pad_id,
-          self.eos_id)
-      carries, feed = _gather_beams((carries, h_tilde), parent, batch, k)
-      return (carries, feed, tokens, log_prob, finished, lengths), None
-
-    scan = nn.scan(body, in_axes=(0, nn.broadcast), unroll=self.unroll, **_SCAN)
-    first = jnp.where(jnp.arange(k) == 0, 0.0, neg_inf)  # all beams start equal: expand one
-    state = (encoded['carries'], self._zero_feed(batch * k, encoded['memory'].dtype),
-             jnp.full((batch, k, length), self.pad_id, jnp.int32),
-             jnp.broadcast_to(first, (batch, k)), jnp.zeros((batch, k), bool),
-             jnp.zeros((batch, k), jnp.int32))
-    (_, _, beams, log_prob, _, lengths), _ = scan(self, state, jnp.arange(length), encoded)
-    scores = log_prob / length_penalty(lengths, alpha)
-    scores, order = jax.lax.top_k(scores, k)  # already ordered, but make sure
-    beams = jnp.take_along_axis(beams, order[:, :, None], axis=1)
-    log_prob = jnp.take_along_axis(log_prob, order, axis=1)
-    return {'tokens': beams[:, 0], 'beams': beams, 'scores': scores, 'log_prob': log_prob,
-            'lengths': jnp.take_along_axis(lengths, order[:, :1], axis=1)[:, 0]}
-
-
-def _lengths(tokens: Array, eos_id: int) -> Array:
-  """Tokens up to and including the first EOS `[batch]`; the full length if there is none."""
-  is_eos = tokens == eos_id
-  return jnp.where(is_eos.any(-1), jnp.argmax(is_eos, -1) + 1, tokens.shape[-1]).astype(jnp.int32)
+    encoded = self.encode(inputs, input_lengths, train=False)
+    return decoding.beam_search(
+        type(self).decode_step, self.decode_start(encoded), batch_size=inputs.shape[0],
+        beam_size=beam_size, max_length=max_length or self.max_decode_length, alpha=alpha,
+        bos_id=self.bos_id, pad_id=self.pad_id, eos_id=self.eos_id,
+        bias=self._never_emitted(never_emit), context=encoded, module=self, unroll=self.unroll)
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
