@@ -39,11 +39,6 @@ Array = jax.Array
 
 _SCAN = dict(variable_broadcast='params', split_rngs={'params': False, 'dropout': True})
 
-# Beam-search pieces, defined in models/decoding.py and still importable from here.
-beam_step = decoding.beam_step
-length_penalty = decoding.length_penalty
-
-
 class Seq2Seq(nn.Module):
   """Encoder-decoder with optional Luong attention.
 
@@ -243,7 +238,7 @@ class Seq2Seq(nn.Module):
     """Beam search with GNMT length normalisation (`models.decoding.beam_search`).
 
     Finished hypotheses (ended by EOS) compete with alive ones for the `beam_size` places by
-    `log_prob / length_penalty(length, alpha)`, length counting EOS; `beam_size=1` is greedy
+    `log_prob / decoding.length_penalty(length, alpha)`, length counting EOS; `beam_size=1` is greedy
     decoding; a hypothesis still alive after `max_length` steps is scored at that length. PAD,
     BOS and the ids in `never_emit` are never emitted. Raises ValueError if `beam_size` exceeds
     the target vocabulary.

@@ -13,7 +13,7 @@ import pytest
 import models
 from configs import addition_seq2seq
 from data import synthetic
-from models import seq2seq
+from models import decoding, seq2seq
 from models.attention import LuongAttention
 from train import seq_tasks
 from train import trainer
@@ -194,7 +194,7 @@ def test_beam_search_scores_at_least_greedy(alpha):
         _sequence_log_prob(model, variables, inputs, lengths, beams[:, k])[real], **TOL)
   greedy_lengths = np.asarray(greedy['lengths'])
   greedy_score = np.asarray(greedy['log_prob']) / np.asarray(
-      seq2seq.length_penalty(greedy_lengths, alpha))
+      decoding.length_penalty(greedy_lengths, alpha))
   finished = (np.asarray(greedy['tokens']) == synthetic.EOS).any(-1)
   assert finished.any()
   assert (scores[finished, 0] >= greedy_score[finished] - 1e-5).all()
