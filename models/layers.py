@@ -127,13 +127,26 @@ def _check_images(x: Array, layer: str, kind: str) -> None:
 
 def _output_size(x: Array, window: tuple[int, int], stride: tuple[int, int],
                  pads: tuple[tuple[int, int], ...], layer: str, what: str) -> tuple[int, int]:
-  """Returns the output map size, or raises if the window does not fit the padded input."""
-  padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[1:3], pads))
+  """Returns the output map size, or raises if the window is larger than the map.
+
+  A window may overhang the map only into padding and by at most one pixel on each side (a 3x3
+  window with padding 1 on a 1x1 or 2x2 map, where a VGG or ResNet block's map has shrunk below
+  its kernel). A larger window is refused whatever the padding: most of its taps would only ever
+  read padding.
+  """
+  size = tuple(x.shape[1:3])
+  padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, pads))
   if window[0] > padded[0] or window[1] > padded[1]:
     raise ValueError(f'{what} {window[0]}x{window[1]} is larger than the padded input '
                      f'{padded[0]}x{padded[1]} at layer {layer}; lower the {what} size or use a '
                      'larger input')
-  return tuple((p - k) // s + 1 for p, k, s in zip(padded, window, stride))
+  reach = tuple(n + min(lo, 1) + min(hi, 1) for n, (lo, hi) in zip(size, pads))
+  if window[0] > reach[0] or window[1] > reach[1]:
+    raise ValueError(f'{what} {window[0]}x{window[1]} is larger than the {size[0]}x{size[1]} map '
+                     f'at layer {layer}, whatever the padding (a window may overhang the map by '
+                     f'at most one pixel per side); lower the {what} size or use a larger input')
+  return tuple((n + lo + hi - k) // s + 1
+               for n, (lo, hi), k, s in zip(size, pads, window, stride))
 
 
 def im2col_conv(x: Array, kernel: Array, stride: tuple[int, int],

@@ -481,6 +481,15 @@ VALIDATION_CASES = [
      r' or use a larger input'),
     (layers.AvgPool2D(2), (1, 1, 1, 4), r'window 2x2 is larger than the padded input 1x1 at '
      r'layer AvgPool2D'),
+    (layers.Conv2D(1, 4, 99, padding='SAME'), (1, 8, 8, 1),
+     r'^kernel 99x99 is larger than the 8x8 map at layer Conv2D, whatever the padding \(a window '
+     r'may overhang the map by at most one pixel per side\); lower the kernel size'),
+    (layers.Conv2D(1, 4, (3, 5), padding=2), (1, 3, 2, 1), r'kernel 3x5 is larger than the 3x2 map'),
+    (layers.Conv2D(1, 4, 3, padding=((2, 0), (1, 1))), (1, 1, 4, 1),
+     r'kernel 3x3 is larger than the 1x4 map'),
+    (layers.MaxPool2D(6, 1, 'SAME'), (1, 3, 3, 1), r'^window 6x6 is larger than the 3x3 map at '
+     r'layer MaxPool2D, whatever the padding'),
+    (layers.AvgPool2D(4, 2, 2), (1, 1, 2, 1), r'window 4x4 is larger than the 1x2 map'),
     (layers.MaxPool2D(0), (1, 4, 4, 1), r'window must be positive'),
     (layers.AvgPool2D(2, -1), (1, 4, 4, 1), r'stride must be positive'),
     (layers.MaxPool2D(2), (4, 4, 1), r'MaxPool2D at layer MaxPool2D expects \[batch, height'),
@@ -493,6 +502,35 @@ VALIDATION_CASES = [
 def test_validation_errors(module, shape, message):
   with pytest.raises(ValueError, match=message):
     module.init(jax.random.key(0), jnp.ones(shape))
+
+
+@pytest.mark.parametrize('module,shape,out', [
+    (layers.Conv2D(2, 3, 3, padding=1), (1, 1, 1, 2), (1, 1, 1, 3)),
+    (layers.Conv2D(2, 3, 3, padding='SAME'), (1, 2, 2, 2), (1, 2, 2, 3)),
+    (layers.Conv2D(2, 3, 3, stride=2, padding=1), (1, 2, 2, 2), (1, 1, 1, 3)),
+    (layers.Conv2D(2, 3, 5, padding=2), (1, 3, 3, 2), (1, 3, 3, 3)),
+    (layers.MaxPool2D(3, 2, 1), (1, 1, 1, 2), (1, 1, 1, 2)),
+])
+def test_windows_overhanging_the_map_by_one_pixel_into_padding_are_allowed(module, shape, out):
+  """A 3x3 'same' conv on a 1x1 or 2x2 map (VGG and ResNet blocks on CIFAR-sized inputs)."""
+  variables = jax.eval_shape(module.init, jax.random.key(0), jnp.ones(shape))
+  assert jax.eval_shape(module.apply, variables, jnp.ones(shape)).shape == out
+
+
+def test_oversized_kernel_on_the_command_line_is_one_error_line_quickly(tmp_path):
+  """The default digits run with a 99x99 kernel: refused at trace time, not compiled."""
+  import os
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run(
+      [sys.executable, '-m', 'train.main', '--config.model_kwargs.kernel_size=99',
+       f'--workdir={tmp_path / "run"}'], cwd=repo, capture_output=True, text=True, timeout=20)
+  assert result.returncode == 1, result.stderr
+  errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+  assert len(errors) == 1, result.stderr
+  assert 'kernel 99x99 is larger than the 8x8 map at layer conv1' in errors[0]
+  assert 'Traceback' not in result.stderr + result.stdout
 
 
 def test_validation_error_names_the_nested_layer():
