@@ -207,7 +207,8 @@ class LanguageModel(nn.Module):
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     # Scored as ONE 2-D product `[batch * time, H] x [H, V]` whose rows are already batch-major:
     # transposing the small `[time, batch, H]` costs little, while a 3-D product (or transposing
-    # the `[.., V]` logits) makes XLA move the large logits and their gradient (~1.3x slower).
+    # the `[.., V]` logits) makes XLA move the large logits and their gradient
+    # (docs/performance.md).
     time = x.shape[0]
     x = jnp.swapaxes(x, 0, 1).reshape(batch * time, x.shape[-1])
     if self.tie_weights:

@@ -220,8 +220,10 @@ METHOD_CASES = [
     (cpu_kernels.CpuConv2D(2, 2, 3, stride=2, method='winograd'), (1, 8, 8, 2),
      r"^method 'winograd' needs a 3x3 kernel, stride 1 and groups 1 at layer CpuConv2D, got kernel "
      r'\(3, 3\), stride \(2, 2\), groups 1'),
-    (cpu_kernels.CpuConv2D(2, 2, 5, method='winograd'), (1, 8, 8, 2), r"method 'winograd' needs a 3x3"),
-    (cpu_kernels.CpuConv2D(2, 2, 3, groups=2, method='winograd'), (1, 8, 8, 2), r'stride \(1, 1\), groups 2'),
+    (cpu_kernels.CpuConv2D(2, 2, 5, method='winograd'), (1, 8, 8, 2),
+     r"method 'winograd' needs a 3x3"),
+    (cpu_kernels.CpuConv2D(2, 2, 3, groups=2, method='winograd'), (1, 8, 8, 2),
+     r'stride \(1, 1\), groups 2'),
 ]
 
 

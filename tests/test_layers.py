@@ -308,7 +308,8 @@ VALIDATION_CASES = [
     (layers.Conv2D(1, 4, 99, padding='SAME'), (1, 8, 8, 1),
      r'^kernel 99x99 is larger than the 8x8 map at layer Conv2D, whatever the padding \(a window '
      r'may overhang the map by at most one pixel per side\); lower the kernel size'),
-    (layers.Conv2D(1, 4, (3, 5), padding=2), (1, 3, 2, 1), r'kernel 3x5 is larger than the 3x2 map'),
+    (layers.Conv2D(1, 4, (3, 5), padding=2), (1, 3, 2, 1),
+     r'kernel 3x5 is larger than the 3x2 map'),
     (layers.Conv2D(1, 4, 3, padding=((2, 0), (1, 1))), (1, 1, 4, 1),
      r'kernel 3x3 is larger than the 1x4 map'),
     (layers.MaxPool2D(6, 1, 'SAME'), (1, 3, 3, 1), r'^window 6x6 is larger than the 3x3 map at '
