@@ -1,10 +1,14 @@
-"""Classic convolutional networks: ConvNet (LeNet style), LeNet-5, AlexNet and VGG.
+"""Classic convolutional networks: ConvNet (LeNet style), LeNet-5, AlexNet, VGG and ResNet.
 
 Every model maps images [batch, height, width, channels] (float) to logits [batch, num_classes]
 through `model.apply(variables, x, train=bool)`. Dropout draws from the 'dropout' rng when `train`
 is true; batch-norm running statistics live in the 'batch_stats' collection. Submodules carry the
-names the papers and the Keras / torchvision zoos use (`block1_conv1`, `fc6`, ...), so feature
-maps can be read back by name (e.g. `capture_intermediates=True`).
+names the papers and the Keras / torchvision zoos use (`block1_conv1`, `fc6`, `layer1_0/conv1`,
+...), so feature maps can be read back by name (e.g. `capture_intermediates=True`).
+
+Every model takes its convolution as a module argument, `conv` (default `layers.Conv2D`, the
+library convolution), as Flax's ImageNet example does; `models.create` passes the CPU form
+(`cpu_kernels.CpuConv2D`: same parameters and function) on CPU.
 
 Architectures are data: `VGG_CONFIGS` is torchvision's table and `MODELS` maps registry names to
 constructors. `MODEL_INFO` pins, next to them, the parameter count of every registry entry with
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import flax.linen as nn
 import jax
@@ -24,6 +28,7 @@ from models.layers import (AdaptiveAvgPool2D, AvgPool2D, BatchNorm, Conv2D, Dens
                            Flatten, LocalResponseNorm, MaxPool2D)
 
 Array = jax.Array
+ModuleDef = Any  # a module class, or a functools.partial of one
 
 _ACTIVATIONS = {'relu': nn.relu, 'tanh': nn.tanh}
 _POOLS = {'avg': AvgPool2D, 'max': MaxPool2D}
@@ -51,8 +56,7 @@ class ConvNet(nn.Module):
     dropout: dropout rate before the logits (0 disables it).
     batch_norm: whether to put batch norm (bn1, bn2, ...) after each conv.
     in_channels: input channels; taken from the input if None.
-    conv_method: how every conv computes ('auto', 'lax', 'im2col', 'winograd'; see
-      `layers.Conv2D`); the same function and parameters whichever is chosen.
+    conv: the convolution module (`layers.Conv2D`'s signature and parameters).
   """
   num_classes: int = 10
   features: Sequence[int] = (32, 64)
@@ -62,7 +66,7 @@ class ConvNet(nn.Module):
   dropout: float = 0.0
   batch_norm: bool = False
   in_channels: int | None = None
-  conv_method: str = 'auto'
+  conv: ModuleDef = Conv2D
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
@@ -70,8 +74,7 @@ class ConvNet(nn.Module):
     pool = _choice(_POOLS, self.pool, 'pool')
     channels = x.shape[-1] if self.in_channels is None else self.in_channels
     for i, features in enumerate(self.features, 1):
-      x = Conv2D(channels, features, self.kernel_size, padding='SAME', method=self.conv_method,
-                 name=f'conv{i}')(x)
+      x = self.conv(channels, features, self.kernel_size, padding='SAME', name=f'conv{i}')(x)
       if self.batch_norm:
         x = BatchNorm(name=f'bn{i}')(x, train)
       x = nn.relu(x)
@@ -97,18 +100,20 @@ class LeNet5(nn.Module):
     first_padding: zero padding of conv1: 2 gives the paper's 28x28 C1 maps from 28x28 MNIST
       digits, 0 is the paper's setting for its 32x32 inputs.
     activation: 'tanh' (the paper) or 'relu'.
+    conv: the convolution module (`layers.Conv2D`'s signature and parameters).
   """
   num_classes: int = 10
   first_padding: int = 2
   activation: str = 'tanh'
+  conv: ModuleDef = Conv2D
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
     """Maps [batch, 28, 28, 1] (or 32x32 with first_padding=0) to logits [batch, num_classes]."""
     act = _choice(_ACTIVATIONS, self.activation, 'activation')
-    x = act(Conv2D(x.shape[-1], 6, 5, padding=self.first_padding, name='conv1')(x))
+    x = act(self.conv(x.shape[-1], 6, 5, padding=self.first_padding, name='conv1')(x))
     x = AvgPool2D(2, name='pool1')(x)
-    x = act(Conv2D(6, 16, 5, name='conv2')(x))
+    x = act(self.conv(6, 16, 5, name='conv2')(x))
     x = AvgPool2D(2, name='pool2')(x)
     x = Flatten()(x)
     x = act(Dense(120, name='fc1')(x))
@@ -154,27 +159,29 @@ class AlexNet(nn.Module):
     hidden_features: widths of fc6, fc7.
     dropout: dropout rate after fc6 and fc7.
     groups: feature groups of conv2, conv4 and conv5 (2 = the paper's two towers).
+    conv: the convolution module (`layers.Conv2D`'s signature and parameters).
   """
   num_classes: int = 1000
   features: Sequence[int] = (96, 256, 384, 384, 256)
   hidden_features: Sequence[int] = (4096, 4096)
   dropout: float = 0.5
   groups: int = 2
+  conv: ModuleDef = Conv2D
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
     """Maps [batch, 227, 227, 3] to logits [batch, num_classes]."""
     f1, f2, f3, f4, f5 = self.features
     g = self.groups
-    x = nn.relu(Conv2D(x.shape[-1], f1, 11, stride=4, name='conv1')(x))
+    x = nn.relu(self.conv(x.shape[-1], f1, 11, stride=4, name='conv1')(x))
     x = LocalResponseNorm(name='lrn1')(x)
     x = MaxPool2D(3, 2, name='pool1')(x)
-    x = nn.relu(Conv2D(f1, f2, 5, padding=2, groups=g, name='conv2')(x))
+    x = nn.relu(self.conv(f1, f2, 5, padding=2, groups=g, name='conv2')(x))
     x = LocalResponseNorm(name='lrn2')(x)
     x = MaxPool2D(3, 2, name='pool2')(x)
-    x = nn.relu(Conv2D(f2, f3, 3, padding=1, name='conv3')(x))
-    x = nn.relu(Conv2D(f3, f4, 3, padding=1, groups=g, name='conv4')(x))
-    x = nn.relu(Conv2D(f4, f5, 3, padding=1, groups=g, name='conv5')(x))
+    x = nn.relu(self.conv(f2, f3, 3, padding=1, name='conv3')(x))
+    x = nn.relu(self.conv(f3, f4, 3, padding=1, groups=g, name='conv4')(x))
+    x = nn.relu(self.conv(f4, f5, 3, padding=1, groups=g, name='conv5')(x))
     x = MaxPool2D(3, 2, name='pool5')(x)
     x = Flatten()(x)
     return _classifier(x, self.hidden_features, self.num_classes, self.dropout, train, first=6,
@@ -199,24 +206,26 @@ class AlexNetOneTower(nn.Module):
     hidden_features: widths of fc6, fc7.
     dropout: dropout rate before fc6 and fc7.
     pooled_size: output size of the adaptive average pool.
+    conv: the convolution module (`layers.Conv2D`'s signature and parameters).
   """
   num_classes: int = 1000
   features: Sequence[int] = (64, 192, 384, 256, 256)
   hidden_features: Sequence[int] = (4096, 4096)
   dropout: float = 0.5
   pooled_size: int = 6
+  conv: ModuleDef = Conv2D
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
     """Maps [batch, 224, 224, 3] to logits [batch, num_classes]."""
     f1, f2, f3, f4, f5 = self.features
-    x = nn.relu(Conv2D(x.shape[-1], f1, 11, stride=4, padding=2, name='conv1')(x))
+    x = nn.relu(self.conv(x.shape[-1], f1, 11, stride=4, padding=2, name='conv1')(x))
     x = MaxPool2D(3, 2, name='pool1')(x)
-    x = nn.relu(Conv2D(f1, f2, 5, padding=2, name='conv2')(x))
+    x = nn.relu(self.conv(f1, f2, 5, padding=2, name='conv2')(x))
     x = MaxPool2D(3, 2, name='pool2')(x)
-    x = nn.relu(Conv2D(f2, f3, 3, padding=1, name='conv3')(x))
-    x = nn.relu(Conv2D(f3, f4, 3, padding=1, name='conv4')(x))
-    x = nn.relu(Conv2D(f4, f5, 3, padding=1, name='conv5')(x))
+    x = nn.relu(self.conv(f2, f3, 3, padding=1, name='conv3')(x))
+    x = nn.relu(self.conv(f3, f4, 3, padding=1, name='conv4')(x))
+    x = nn.relu(self.conv(f4, f5, 3, padding=1, name='conv5')(x))
     x = MaxPool2D(3, 2, name='pool5')(x)
     x = AdaptiveAvgPool2D(self.pooled_size, name='avgpool')(x)
     x = Flatten()(x)
@@ -255,38 +264,125 @@ class VGG(nn.Module):
     num_classes: number of output logits.
     hidden_features: widths of the hidden dense layers fc1, fc2, ...
     dropout: dropout rate after each hidden dense layer.
-    conv_method: how every conv computes ('auto', 'lax', 'im2col', 'winograd'; see
-      `layers.Conv2D`); the same function and parameters whichever is chosen.
+    conv: the convolution module (`layers.Conv2D`'s signature and parameters).
   """
   config: Union[str, Sequence[Union[int, str]]] = 'D'
   batch_norm: bool = False
   num_classes: int = 1000
   hidden_features: Sequence[int] = (4096, 4096)
   dropout: float = 0.5
-  conv_method: str = 'auto'
+  conv: ModuleDef = Conv2D
 
   @nn.compact
   def __call__(self, x: Array, train: bool = False) -> Array:
     """Maps [batch, height, width, channels] to logits [batch, num_classes]."""
     config = (_choice(VGG_CONFIGS, self.config, 'config') if isinstance(self.config, str)
               else self.config)
-    channels, block, conv = x.shape[-1], 1, 1
+    channels, block, layer = x.shape[-1], 1, 1
     for item in config:
       if item == 'M':
         x = MaxPool2D(2, name=f'block{block}_pool')(x)
-        block, conv = block + 1, 1
+        block, layer = block + 1, 1
         continue
       if not isinstance(item, int):
         raise ValueError(f"VGG config entries must be ints or 'M', got {item!r}")
-      x = Conv2D(channels, item, 3, padding=1, method=self.conv_method,
-                 name=f'block{block}_conv{conv}')(x)
+      x = self.conv(channels, item, 3, padding=1, name=f'block{block}_conv{layer}')(x)
       if self.batch_norm:
-        x = BatchNorm(name=f'block{block}_bn{conv}')(x, train)
+        x = BatchNorm(name=f'block{block}_bn{layer}')(x, train)
       x = nn.relu(x)
-      channels, conv = item, conv + 1
+      channels, layer = item, layer + 1
     x = Flatten()(x)
     return _classifier(x, self.hidden_features, self.num_classes, self.dropout, train, first=1,
                        dropout_first=False, output_name='predictions')
+
+
+# torchvision's initialisation of ResNet convolutions: He normal over the fan-out.
+_KAIMING_FAN_OUT = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+
+
+class BasicBlock(nn.Module):
+  """The ResNet basic block (He et al. 2016, Fig. 2 left), as torchvision's `BasicBlock`.
+
+  conv1 3x3 (stride) -> bn1 -> ReLU -> conv2 3x3 -> bn2, plus the shortcut: the input itself, or
+  where the shape changes (stride or channels) a projection downsample_0 (1x1 conv, stride) ->
+  downsample_1 (batch norm); then ReLU. Convolutions have no bias.
+
+  Attributes:
+    in_channels: channels of the input.
+    features: channels of both convolutions and of the output.
+    stride: stride of conv1 and of the projection.
+    conv: the convolution module (`layers.Conv2D`'s signature and parameters).
+  """
+  in_channels: int
+  features: int
+  stride: int = 1
+  conv: ModuleDef = Conv2D
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool = False) -> Array:
+    """[batch, height, width, in_channels] -> [batch, height / stride, width / stride, features]."""
+    conv = functools.partial(self.conv, use_bias=False, kernel_init=_KAIMING_FAN_OUT)
+    y = conv(self.in_channels, self.features, 3, self.stride, 1, name='conv1')(x)
+    y = nn.relu(BatchNorm(name='bn1')(y, train))
+    y = conv(self.features, self.features, 3, 1, 1, name='conv2')(y)
+    y = BatchNorm(name='bn2')(y, train)
+    if self.stride != 1 or self.in_channels != self.features:
+      x = conv(self.in_channels, self.features, 1, self.stride, name='downsample_0')(x)
+      x = BatchNorm(name='downsample_1')(x, train)
+    return nn.relu(y + x)
+
+
+class ResNet(nn.Module):
+  """ResNet with basic blocks (He et al. 2016, Table 1), torchvision's layout and names.
+
+    'imagenet' stem: conv1 64 7x7/2 pad 3 -> bn1 -> ReLU -> max pool 3x3/2 pad 1
+    'cifar' stem:    conv1 64 3x3/1 pad 1 -> bn1 -> ReLU (no pool; for 32x32 images, as in
+                     kuangliu/pytorch-cifar)
+    layer1 .. layer4: `stage_sizes[i]` BasicBlocks of 64, 128, 256, 512 channels, the first block
+      of layer2..layer4 with stride 2 and a projection shortcut
+    global average pool -> fc num_classes
+
+  Blocks are named layer{i}_{j} (torchvision's `layer{i}.{j}`), their parts conv1, bn1, conv2,
+  bn2, downsample_0, downsample_1, so torchvision's state dict maps name by name (kernels
+  transposed from OIHW to HWIO). ResNet-18 has 11,689,512 parameters at 1000 classes, ResNet-34
+  21,797,672 (BN running statistics excluded), at any input size.
+
+  Attributes:
+    stage_sizes: blocks per stage ([2, 2, 2, 2] for ResNet-18, [3, 4, 6, 3] for ResNet-34).
+    num_classes: number of output logits.
+    stem: 'imagenet' or 'cifar'.
+    width: channels of the stem and of layer1 (doubled at each later stage).
+    conv: the convolution module (`layers.Conv2D`'s signature and parameters).
+  """
+  stage_sizes: Sequence[int] = (2, 2, 2, 2)
+  num_classes: int = 1000
+  stem: str = 'imagenet'
+  width: int = 64
+  conv: ModuleDef = Conv2D
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool = False) -> Array:
+    """Maps [batch, height, width, channels] to logits [batch, num_classes]."""
+    if self.stem not in ('imagenet', 'cifar'):
+      raise ValueError(f"stem must be 'imagenet' or 'cifar', got {self.stem!r}")
+    conv = functools.partial(self.conv, use_bias=False, kernel_init=_KAIMING_FAN_OUT)
+    if self.stem == 'imagenet':
+      x = conv(x.shape[-1], self.width, 7, 2, 3, name='conv1')(x)
+    else:
+      x = conv(x.shape[-1], self.width, 3, 1, 1, name='conv1')(x)
+    x = nn.relu(BatchNorm(name='bn1')(x, train))
+    if self.stem == 'imagenet':
+      x = MaxPool2D(3, 2, 1, name='maxpool')(x)
+    channels = self.width
+    for stage, blocks in enumerate(self.stage_sizes):
+      features = self.width * 2 ** stage
+      for block in range(blocks):
+        stride = 2 if stage > 0 and block == 0 else 1
+        x = BasicBlock(channels, features, stride, conv=self.conv,
+                       name=f'layer{stage + 1}_{block}')(x, train)
+        channels = features
+    x = x.mean(axis=(1, 2))
+    return Dense(self.num_classes, name='fc')(x)
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -299,6 +395,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     # VGG-style net with batch norm for 28x28 images (the fashion_mnist_vgg experiment).
     'vgg_fashion': functools.partial(VGG, config='small', batch_norm=True, num_classes=10,
                                      hidden_features=(512,)),
+    'resnet18': functools.partial(ResNet, stage_sizes=(2, 2, 2, 2)),
+    'resnet34': functools.partial(ResNet, stage_sizes=(3, 4, 6, 3)),
     # Test-only: a few thousand parameters, runs in milliseconds on 8x8 or larger images.
     'vgg_tiny': functools.partial(VGG, config='tiny', batch_norm=True, num_classes=10,
                                   hidden_features=(32,)),
@@ -337,6 +435,10 @@ MODEL_INFO: dict[str, ModelInfo] = {
     'vgg13_bn': ModelInfo(133_053_736, (224, 224, 3), 1000, _TV.format('vgg13_bn', 'B')),
     'vgg16_bn': ModelInfo(138_365_992, (224, 224, 3), 1000, _TV.format('vgg16_bn', 'D')),
     'vgg19_bn': ModelInfo(143_678_248, (224, 224, 3), 1000, _TV.format('vgg19_bn', 'E')),
+    'resnet18': ModelInfo(11_689_512, (224, 224, 3), 1000,
+                          'torchvision.models.resnet18; He et al. 2016, Table 1'),
+    'resnet34': ModelInfo(21_797_672, (224, 224, 3), 1000,
+                          'torchvision.models.resnet34; He et al. 2016, Table 1'),
     'vgg_fashion': ModelInfo(2_331_338, (28, 28, 1), 10, 'this repository', False),
     'vgg_tiny': ModelInfo(3_706, (8, 8, 1), 10, 'this repository, test-only', False),
 }

@@ -37,7 +37,7 @@ a time inside one `jax.lax.scan`.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 from flax.linen.dtypes import promote_dtype
@@ -65,6 +65,8 @@ class SequenceClassifier(nn.Module):
     pooling: 'last', 'mean' or 'max'.
     embedding_dropout: dropout on the embedded tokens (training only).
     dropout: dropout between recurrent layers and on the pooled vector (training only).
+    cell_ops: the recurrent cells' elementwise pieces (`rnn.CellOps`; CPU forms from
+      `models.create` on CPU).
   """
   vocab_size: int
   num_classes: int
@@ -76,6 +78,7 @@ class SequenceClassifier(nn.Module):
   pooling: str = 'last'
   embedding_dropout: float = 0.0
   dropout: float = 0.0
+  cell_ops: rnn.CellOps = rnn.CellOps()
 
   @nn.compact
   def __call__(self, tokens: Array, lengths: Array | None = None, *, train: bool = False) -> Array:
@@ -88,7 +91,7 @@ class SequenceClassifier(nn.Module):
     x = nn.Embed(self.vocab_size, self.embedding_size, name='embed')(tokens)
     x = nn.Dropout(self.embedding_dropout, deterministic=not train)(x)
     layer = rnn.RNN(self.hidden_size, self.cell_type, self.num_layers, self.bidirectional,
-                    self.dropout, name='rnn')
+                    self.dropout, cell_ops=self.cell_ops, name='rnn')
     outputs, carries = layer(x, lengths, train=train)
     if self.pooling == 'last':
       features = rnn.final_hidden(carries, layer.num_directions)
@@ -119,6 +122,11 @@ class LanguageModel(nn.Module):
       the defaults of Flax and models/rnn.py.
     forget_bias: LSTM forget-gate bias added at initialisation.
     unroll: `lax.scan` unroll factor.
+    cell_ops: the recurrent cells' elementwise pieces (`rnn.CellOps`).
+    output_dense: the module of the untied output layer, called as `output_dense(vocab_size)`
+      on `[batch * time, H]` (`nn.Dense`'s parameters).
+    output_affine: `output_affine(x, kernel, bias)` = `x @ kernel + bias`, the tied output layer.
+      `models.create` passes the bias-folding CPU forms of these two on CPU.
   """
   vocab_size: int
   hidden_size: int = 256
@@ -130,6 +138,9 @@ class LanguageModel(nn.Module):
   init_scale: float | None = None
   forget_bias: float = 1.0
   unroll: int = 1
+  cell_ops: rnn.CellOps = rnn.CellOps()
+  output_dense: Callable[..., nn.Module] = nn.Dense
+  output_affine: Callable[..., Array] = layers.affine
 
   def zero_carry(self, batch_size: int, dtype=jnp.float32) -> tuple[Any, ...]:
     """One zero carry per layer (an `[batch, H]` array, or (h, c) for the LSTM)."""
@@ -190,23 +201,23 @@ class LanguageModel(nn.Module):
     finals = []
     for layer in range(self.num_layers):
       cell = rnn.make_cell(self.cell_type, self.hidden_size, forget_bias=self.forget_bias,
-                           name=f'l{layer}', **cell_inits)
+                           ops=self.cell_ops, name=f'l{layer}', **cell_inits)
       final, x = cell.scan(carry[layer], cell.project(x), unroll=self.unroll)
       finals.append(final)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     # Scored as ONE 2-D product `[batch * time, H] x [H, V]` whose rows are already batch-major:
     # transposing the small `[time, batch, H]` costs little, while a 3-D product (or transposing
-    # the `[.., V]` logits) makes XLA move the large logits and their gradient (~1.3x slower).
+    # the `[.., V]` logits) makes XLA move the large logits and their gradient
+    # (docs/performance.md).
     time = x.shape[0]
     x = jnp.swapaxes(x, 0, 1).reshape(batch * time, x.shape[-1])
-    # The bias is folded into that product (layers.folded_affine): one pass less over the logits.
     if self.tie_weights:
       bias = self.param('output_bias', dense_inits.get('bias_init', nn.initializers.zeros_init()),
                         (self.vocab_size,))
       x, embedding, bias = promote_dtype(x, embed.embedding, bias, dtype=embed.dtype)
-      logits = layers.folded_affine(x, embedding.T, bias)
+      logits = self.output_affine(x, embedding.T, bias)
     else:
-      logits = layers.FoldedBiasDense(self.vocab_size, name='output', **dense_inits)(x)
+      logits = self.output_dense(self.vocab_size, name='output', **dense_inits)(x)
     logits = logits.reshape(batch, time, self.vocab_size)
     finals = tuple(finals)
     if use_carried and initial_carry is None:

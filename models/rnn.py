@@ -1,7 +1,7 @@
 """Recurrent cells (SimpleRNN, LSTM, GRU) and the scan-driven, length-masked `RNN` layer.
 
 The cells are written as the textbook writes them, in two parts so that the layer can hoist work
-out of the recurrence (../shared/PERF.md "Recurrent networks"):
+out of the recurrence:
 
 1. `cell.project(x)`: the input projection `W_x x_t + b` for all gates at once, `[..., in]` ->
    `[..., G * H]` (G = 1, 4, 3 gates for RNN, LSTM, GRU). It does not depend on the previous step,
@@ -13,7 +13,9 @@ out of the recurrence (../shared/PERF.md "Recurrent networks"):
 the step over time (what `RNN` and the language model use): the values of
 `scan_steps(cell.step_fn(), ...)` with a hand-written backward pass whose recurrent-kernel gradient
 is one large product after the backward scan instead of a `[H, G*H]` update per time step
-(1.25x faster LSTM LM train step at H=650 on a 2-core CPU). Gate order and biases follow PyTorch
+(docs/performance.md has the measurements). The sigmoid, the gate split and a barrier on the
+backward scan's residuals come from the cell's `ops` (`CellOps`: plain by default; on CPU
+`models.create` passes `cpu_kernels.CELL_OPS`). Gate order and biases follow PyTorch
 (`torch.nn.RNN/LSTM/GRU`), so its weights copy over with a transpose (`params_from_torch`):
 
   SimpleRNNCell  h_t = act(W_x x_t + W_h h_{t-1} + b)                    carry h
@@ -34,6 +36,7 @@ zero except the LSTM forget gate's, which starts at `forget_bias` = 1 (Jozefowic
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -48,41 +51,33 @@ Initializer = Callable[..., Array]
 _ACTIVATIONS = {'tanh': jnp.tanh, 'relu': jax.nn.relu}
 
 
-def sigmoid(x: Array) -> Array:
-  """The logistic function written as `(tanh(x/2) + 1) / 2`: the same function (within 2e-7,
-  tested), which XLA:CPU computes faster than `jax.nn.sigmoid`'s exp and division; with the
-  four LSTM gates in one call the small language model's train step went from 89 to 84 ms."""
-  return 0.5 * jnp.tanh(0.5 * x) + 0.5
-
-
-def materialise_on_cpu(tree: Any) -> Any:
-  """`tree` behind an optimisation barrier on CPU (XLA then computes it as its own operation
-  instead of fusing it into its consumers); unchanged on GPU/TPU, whose fusions have no such
-  slow paths."""
-  return jax.lax.optimization_barrier(tree) if jax.default_backend() == 'cpu' else tree
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def split_gates(x: Array, sizes: tuple[int, ...]) -> tuple[Array, ...]:
-  """`x` `[..., sum(sizes)]` cut into consecutive blocks of `sizes` on the last axis.
-
-  The same as slicing, with a backward pass that first materialises each block's gradient and
-  then concatenates them: fused into one loop, XLA:CPU's concatenate picks the block per element
-  and does not vectorise (seq2seq train step 52 -> 46 ms, GRU language model 83 -> 80 ms).
-  """
+def slice_gates(x: Array, sizes: tuple[int, ...]) -> tuple[Array, ...]:
+  """`x` `[..., sum(sizes)]` cut into consecutive blocks of `sizes` on the last axis."""
   starts = [sum(sizes[:i]) for i in range(len(sizes))]
   return tuple(x[..., start:start + size] for start, size in zip(starts, sizes))
 
 
-def _split_gates_fwd(x, sizes):
-  return split_gates(x, sizes), None
+def unchanged(tree: Any) -> Any:
+  """The identity (the plain `CellOps.materialise`)."""
+  return tree
 
 
-def _split_gates_bwd(sizes, _, cotangents):
-  return (jnp.concatenate(materialise_on_cpu(cotangents), -1),)
+@dataclasses.dataclass(frozen=True)
+class CellOps:
+  """The elementwise pieces the cells are written with; the defaults are the textbook ones.
 
+  On CPU `models.create` passes `cpu_kernels.CELL_OPS` instead: the same functions, computed in
+  forms XLA:CPU runs faster.
 
-split_gates.defvjp(_split_gates_fwd, _split_gates_bwd)
+  Attributes:
+    sigmoid: the logistic function, `[...]` -> `[...]`.
+    split: `split(x, sizes)`: `x` `[..., sum(sizes)]` -> its consecutive blocks on the last axis.
+    materialise: applied to each step's residuals in the recurrent backward scan (a pytree in,
+      the same pytree out).
+  """
+  sigmoid: Callable[[Array], Array] = jax.nn.sigmoid
+  split: Callable[[Array, tuple[int, ...]], tuple[Array, ...]] = slice_gates
+  materialise: Callable[[Any], Any] = unchanged
 
 
 def _choice(table: dict, key: str, what: str):
@@ -110,11 +105,13 @@ class RecurrentCell(nn.Module):
     kernel_init: initialiser of the input kernel `[in, G*H]`.
     recurrent_kernel_init: initialiser of each `[H, H]` gate block of the recurrent kernel.
     bias_init: initialiser of the input bias `[G*H]`.
+    ops: the sigmoid, gate split and residual barrier the math is written with (`CellOps`).
   """
   hidden_size: int
   kernel_init: Initializer = nn.initializers.lecun_normal()
   recurrent_kernel_init: Initializer = nn.initializers.orthogonal()
   bias_init: Initializer = nn.initializers.zeros_init()
+  ops: CellOps = CellOps()
 
   num_gates: ClassVar[int] = 1
   # Whether `_combine` reads `projected` and `product` only as their sum (lets `scan`'s backward
@@ -183,8 +180,8 @@ class RecurrentCell(nn.Module):
     """
     params = self.recurrent_params()
     return _fused_scan(self._combine, self.hidden, self.additive, reverse, unroll,
-                       params['recurrent_kernel'], params.get('recurrent_bias'), carry, projected,
-                       mask)
+                       self.ops.materialise, params['recurrent_kernel'],
+                       params.get('recurrent_bias'), carry, projected, mask)
 
 
 class SimpleRNNCell(RecurrentCell):
@@ -224,8 +221,8 @@ class LSTMCell(RecurrentCell):
     sizes = (c.shape[-1],) * 4
     z = projected + product
     # One logistic over all four gate blocks (g's block unused) beats three over thin slices.
-    i, f, _, o = split_gates(sigmoid(z), sizes)
-    c = f * c + i * jnp.tanh(split_gates(z, sizes)[2])
+    i, f, _, o = self.ops.split(self.ops.sigmoid(z), sizes)
+    c = f * c + i * jnp.tanh(self.ops.split(z, sizes)[2])
     h = o * jnp.tanh(c)
     return (h, c), h
 
@@ -252,9 +249,10 @@ class GRUCell(RecurrentCell):
 
   def _combine(self, h, projected, product):
     hidden = h.shape[-1]
-    x_rz, x_n = split_gates(projected, (2 * hidden, hidden))
-    h_rz, h_n = split_gates(product, (2 * hidden, hidden))
-    r, z = split_gates(sigmoid(x_rz + h_rz), (hidden, hidden))
+    split, sigmoid = self.ops.split, self.ops.sigmoid
+    x_rz, x_n = split(projected, (2 * hidden, hidden))
+    h_rz, h_n = split(product, (2 * hidden, hidden))
+    r, z = split(sigmoid(x_rz + h_rz), (hidden, hidden))
     n = jnp.tanh(x_n + r * h_n)
     h = (1.0 - z) * n + z * h
     return h, h
@@ -317,8 +315,8 @@ def _add_to_hidden(carry, dh):
   return (carry[0] + dh,) + tuple(carry[1:]) if isinstance(carry, tuple) else carry + dh
 
 
-def _fused_scan_fwd(combine, hidden, additive, reverse, unroll, kernel, bias, carry, projected,
-                    mask):
+def _fused_scan_fwd(combine, hidden, additive, reverse, unroll, materialise, kernel, bias, carry,
+                    projected, mask):
   def body(carry, inputs):
     x, valid = inputs
     product = hidden(carry) @ kernel
@@ -334,14 +332,13 @@ def _fused_scan_fwd(combine, hidden, additive, reverse, unroll, kernel, bias, ca
                             None if additive else projected, mask)
 
 
-def _fused_scan_bwd(combine, hidden, additive, reverse, unroll, residuals, cotangents):
+def _fused_scan_bwd(combine, hidden, additive, reverse, unroll, materialise, residuals,
+                    cotangents):
   kernel, has_bias, previous, products, projected, mask = residuals
   d_final, d_outputs = cotangents
 
   def body(d_carry, inputs):
-    # Materialise this step's residual slices first: fused into the gate arithmetic, XLA:CPU
-    # recomputes the dynamic-slice indexing per element (that fusion ran ~1.7x slower).
-    inputs = materialise_on_cpu(inputs)
+    inputs = materialise(inputs)  # this step's residual slices
     if additive:  # `product` holds x + product; one gradient serves both
       carry, z, valid, d_h = inputs
       _, vjp = jax.vjp(lambda c, z: _masked(combine, c, z, jnp.zeros_like(z), valid), carry, z)
@@ -366,16 +363,18 @@ def _fused_scan_bwd(combine, hidden, additive, reverse, unroll, residuals, cotan
   return d_kernel, d_bias, d_carry, d_projected, None
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
-def _fused_scan(combine, hidden, additive, reverse, unroll, kernel, bias, carry, projected, mask):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4, 5))
+def _fused_scan(combine, hidden, additive, reverse, unroll, materialise, kernel, bias, carry,
+                projected, mask):
   """`lax.scan` of `combine(carry, x_t, hidden(carry) @ kernel + bias)` over time-major
   `projected`, masked as `scan_steps`; returns (final carry, outputs `[time, batch, H]`).
 
   `additive`: `combine` reads `x_t` and the product only as their sum (SimpleRNN, LSTM); the
-  backward then saves and differentiates that sum alone.
+  backward then saves and differentiates that sum alone. `materialise` is applied to each step's
+  residuals in the backward scan (`CellOps.materialise`).
   """
-  return _fused_scan_fwd(combine, hidden, additive, reverse, unroll, kernel, bias, carry,
-                         projected, mask)[0]
+  return _fused_scan_fwd(combine, hidden, additive, reverse, unroll, materialise, kernel, bias,
+                         carry, projected, mask)[0]
 
 
 _fused_scan.defvjp(_fused_scan_fwd, _fused_scan_bwd)
@@ -401,6 +400,7 @@ class RNN(nn.Module):
     forget_bias: LSTM forget-gate bias at initialisation.
     unroll: `lax.scan` unroll factor (time steps per loop iteration).
     return_carry: if False, `__call__` returns the outputs only.
+    cell_ops: the cells' elementwise pieces (`CellOps`; `models.create` passes CPU forms on CPU).
 
   Submodules (cells) are named like PyTorch's parameter suffixes: `l0`, `l0_reverse`, `l1`, ...
   """
@@ -413,6 +413,7 @@ class RNN(nn.Module):
   forget_bias: float = 1.0
   unroll: int = 1
   return_carry: bool = True
+  cell_ops: CellOps = CellOps()
 
   @property
   def num_directions(self) -> int:
@@ -460,7 +461,7 @@ class RNN(nn.Module):
       for direction in range(self.num_directions):
         suffix = '_reverse' if direction else ''
         cell = make_cell(self.cell_type, self.hidden_size, self.activation, self.forget_bias,
-                         name=f'l{layer}{suffix}')
+                         ops=self.cell_ops, name=f'l{layer}{suffix}')
         projected = cell.project(x)  # one product for all time steps
         carry = initial_carry[layer * self.num_directions + direction]
         carry, out = cell.scan(carry, projected, mask, reverse=bool(direction),

@@ -24,6 +24,8 @@ EXPECTED_PARAMS = {
     'vgg13_bn': 133_053_736,
     'vgg16_bn': 138_365_992,
     'vgg19_bn': 143_678_248,
+    'resnet18': 11_689_512,
+    'resnet34': 21_797_672,
     'convnet': 824_458,
     'lenet5': 61_706,
     'vgg_fashion': 2_331_338,
@@ -118,6 +120,144 @@ def test_vgg16_names_and_geometry():
   assert shapes['block3_pool'] == (1, 28, 28, 256)
   assert shapes['block5_pool'] == (1, 7, 7, 512)
   assert shapes['predictions'] == (1, 1000)
+
+
+def test_resnet_names_and_geometry():
+  variables = _shapes(models.create('resnet18'), (1, 224, 224, 3), capture_intermediates=True)
+  blocks = [f'layer{i}_{j}' for i in range(1, 5) for j in range(2)]
+  assert set(variables['params']) == {'conv1', 'bn1', *blocks, 'fc'}
+  projected = {name for name in blocks if 'downsample_0' in variables['params'][name]}
+  assert projected == {'layer2_0', 'layer3_0', 'layer4_0'}
+  assert set(variables['params']['layer2_0']) == {'conv1', 'bn1', 'conv2', 'bn2', 'downsample_0',
+                                                  'downsample_1'}
+  assert variables['params']['layer2_0']['downsample_0']['kernel'].shape == (1, 1, 64, 128)
+  assert 'bias' not in variables['params']['conv1']
+  assert set(variables['batch_stats']['layer4_1']) == {'bn1', 'bn2'}
+  shapes = _feature_shapes(variables)
+  assert shapes['conv1'] == (1, 112, 112, 64)
+  assert shapes['maxpool'] == (1, 56, 56, 64)
+  assert shapes['layer1_1'] == (1, 56, 56, 64)
+  assert shapes['layer2_0'] == (1, 28, 28, 128)
+  assert shapes['layer4_1'] == (1, 7, 7, 512)
+  assert shapes['fc'] == (1, 1000)
+  depth34 = _shapes(models.create('resnet34'), (1, 64, 64, 3))['params']
+  assert {name.split('_')[0] for name in depth34 if name.startswith('layer')} == {
+      'layer1', 'layer2', 'layer3', 'layer4'}
+  assert sum(name.startswith('layer') for name in depth34) == 3 + 4 + 6 + 3
+
+
+def test_resnet_cifar_stem():
+  model = models.create('resnet18', num_classes=10, stem='cifar')
+  variables = _shapes(model, (2, 32, 32, 3), capture_intermediates=True)
+  shapes = _feature_shapes(variables)
+  assert shapes['conv1'] == (2, 32, 32, 64) and 'maxpool' not in shapes
+  assert shapes['layer4_1'] == (2, 4, 4, 512)
+  assert variables['params']['conv1']['kernel'].shape == (3, 3, 3, 64)
+  assert _count(variables['params']) == (11_689_512 - 7 * 7 * 3 * 64 + 3 * 3 * 3 * 64
+                                         - 1000 * 513 + 10 * 513)
+  with pytest.raises(ValueError, match="stem must be 'imagenet' or 'cifar', got 'tiny'"):
+    _shapes(cnn.ResNet(stem='tiny'), (1, 32, 32, 3))
+
+
+def _torch_resnet18(num_classes):
+  """ResNet-18 in PyTorch with torchvision's layout and module names (torchvision is not needed)."""
+  import torch
+  from torch import nn as tnn
+
+  class Block(tnn.Module):
+
+    def __init__(self, in_channels, features, stride):
+      super().__init__()
+      self.conv1 = tnn.Conv2d(in_channels, features, 3, stride, 1, bias=False)
+      self.bn1 = tnn.BatchNorm2d(features)
+      self.conv2 = tnn.Conv2d(features, features, 3, 1, 1, bias=False)
+      self.bn2 = tnn.BatchNorm2d(features)
+      self.downsample = None
+      if stride != 1 or in_channels != features:
+        self.downsample = tnn.Sequential(tnn.Conv2d(in_channels, features, 1, stride, bias=False),
+                                         tnn.BatchNorm2d(features))
+
+    def forward(self, x):
+      y = torch.relu(self.bn1(self.conv1(x)))
+      y = self.bn2(self.conv2(y))
+      return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+  class Net(tnn.Module):
+
+    def __init__(self):
+      super().__init__()
+      self.conv1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False)
+      self.bn1 = tnn.BatchNorm2d(64)
+      self.maxpool = tnn.MaxPool2d(3, 2, 1)
+      channels = 64
+      for stage, features in enumerate((64, 128, 256, 512), 1):
+        stride = 1 if stage == 1 else 2
+        setattr(self, f'layer{stage}', tnn.Sequential(Block(channels, features, stride),
+                                                      Block(features, features, 1)))
+        channels = features
+      self.fc = tnn.Linear(512, num_classes)
+
+    def forward(self, x):
+      x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+      for stage in range(1, 5):
+        x = getattr(self, f'layer{stage}')(x)
+      return self.fc(x.mean((2, 3)))
+
+  return Net()
+
+
+def test_resnet18_matches_a_pytorch_twin_with_copied_weights():
+  import flax
+  import torch
+  torch.set_num_threads(1)
+  model = models.create('resnet18', num_classes=10)
+  x = _images((2, 32, 32, 3))
+  shapes = _shapes(model, x.shape)
+  rng = np.random.default_rng(1)
+
+  def draw(path, leaf):
+    name = path[-1].key
+    if name == 'kernel' and len(leaf.shape) == 4:
+      fan_in = np.prod(leaf.shape[:3])
+      return rng.standard_normal(leaf.shape).astype(np.float32) * np.sqrt(2 / fan_in)
+    if name == 'var':
+      return rng.uniform(0.5, 1.5, leaf.shape).astype(np.float32)
+    return (rng.standard_normal(leaf.shape) * 0.1).astype(np.float32)
+
+  variables = jax.tree_util.tree_map_with_path(draw, shapes)
+  twin = _torch_resnet18(10)
+  renames = {'scale': 'weight', 'kernel': 'weight', 'mean': 'running_mean', 'var': 'running_var'}
+  state = {}
+  for collection in ('params', 'batch_stats'):
+    for path, value in flax.traverse_util.flatten_dict(variables[collection]).items():
+      key = '.'.join(part.replace('_', '.') for part in path[:-1]) + '.' + renames.get(
+          path[-1], path[-1])
+      value = np.asarray(value)
+      if value.ndim == 4:
+        value = value.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+      elif value.ndim == 2:
+        value = value.T
+      state[key] = torch.tensor(value)
+  twin_state = twin.state_dict()
+  assert set(state) == {k for k in twin_state if not k.endswith('num_batches_tracked')}
+  twin.load_state_dict({**twin_state, **state})
+  twin.eval()
+  x_torch = torch.tensor(np.asarray(x).transpose(0, 3, 1, 2))
+  with torch.no_grad():
+    expected = twin(x_torch).numpy()
+    twin.train()
+    expected_train = twin(x_torch).numpy()
+
+  @jax.jit
+  def run(variables, x):
+    train, _ = model.apply(variables, x, train=True, mutable=['batch_stats'])
+    return model.apply(variables, x), train
+
+  logits, train_logits = run(variables, x)
+  scale = np.abs(expected).max()
+  np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4 * scale)
+  np.testing.assert_allclose(train_logits, expected_train, rtol=1e-4,
+                             atol=1e-4 * np.abs(expected_train).max())
 
 
 def test_vgg_on_small_inputs():

@@ -31,6 +31,8 @@ RUNS = {
     ('fashion_mnist_vgg', ''): {'eval_split': 'test[:64]'},
     ('cifar10_vgg16_bn', ''): {'mock': True},
     ('cifar10_vgg16_bn', 'quick'): {'mock': True},
+    ('cifar10_resnet18', ''): {'mock': True, 'model_kwargs': {'width': 8}},
+    ('cifar10_resnet34', ''): {'mock': True, 'model_kwargs': {'width': 8}},
     ('imagenet_alexnet', ''): {'mock': True, 'image_size': 67,
                                'model_kwargs': {'hidden_features': (64, 64)}},
     ('imagenet_vgg16', ''): {'mock': True, 'image_size': 32,

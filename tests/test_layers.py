@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from models import cpu_kernels
 from models import layers
 
 torch.set_num_threads(1)
@@ -39,6 +40,13 @@ def _conv_params(kernel, bias=None):
   return {'params': params}
 
 
+def _conv(*args, method='plain', **kwargs):
+  """`layers.Conv2D` for method 'plain', else `cpu_kernels.CpuConv2D` with that method."""
+  if method == 'plain':
+    return layers.Conv2D(*args, **kwargs)
+  return cpu_kernels.CpuConv2D(*args, method=method, **kwargs)
+
+
 # The two worked examples.
 
 
@@ -57,8 +65,8 @@ def test_worked_example_vertical_edge_filter():
           total += padded[i + u, j + v] * edge[u, v]
       expected[i, j] = total
   variables = _conv_params(edge[:, :, None, None])
-  for method in ('lax', 'im2col', 'winograd', 'auto'):
-    conv = layers.Conv2D(1, 1, 3, padding=1, use_bias=False, method=method)
+  for method in ('plain', 'lax', 'im2col', 'winograd', 'auto'):
+    conv = _conv(1, 1, 3, padding=1, use_bias=False, method=method)
     out = conv.apply(variables, jnp.asarray(image)[None, :, :, None])
     assert out.shape == (1, 6, 6, 1)
     np.testing.assert_array_equal(np.asarray(out)[0, :, :, 0], expected)
@@ -88,7 +96,7 @@ CONV_CASES = [
 
 @pytest.mark.parametrize(
     'method,cin,cout,kernel_size,stride,padding,groups,h,w',
-    [(method, *case) for case in CONV_CASES for method in ('lax', 'im2col', 'winograd')
+    [(method, *case) for case in CONV_CASES for method in ('plain', 'im2col', 'winograd')
      if not (method == 'im2col' and case[2] == 11)  # 121 slices compile slowly.
      and not (method == 'winograd' and (case[2:6] != (3, 1, 1, 1) or case[6] < 3))])
 def test_conv_matches_torch(method, cin, cout, kernel_size, stride, padding, groups, h, w):
@@ -97,7 +105,7 @@ def test_conv_matches_torch(method, cin, cout, kernel_size, stride, padding, gro
   x = rng.standard_normal((2, h, w, cin), np.float32)
   kernel = rng.standard_normal((kh, kw, cin // groups, cout), np.float32)
   bias = rng.standard_normal((cout,), np.float32)
-  conv = layers.Conv2D(cin, cout, kernel_size, stride, padding, groups, method=method)
+  conv = _conv(cin, cout, kernel_size, stride, padding, groups, method=method)
 
   def loss(variables, x, cotangent):
     y = conv.apply(variables, x)
@@ -135,162 +143,6 @@ def test_conv_same_padding_and_params_match_nn_conv(stride, groups, size):
   variables = _random_like(shapes)
   np.testing.assert_allclose(ours.apply(variables, x), flax_conv.apply(variables, x),
                              rtol=1e-5, atol=1e-5)
-
-
-IM2COL_CASES = [
-    # in, out, stride, padding, groups, height, width: windows larger than the map first.
-    (3, 5, 1, 'SAME', 1, 2, 2),
-    (3, 5, 1, 'SAME', 1, 1, 1),
-    (4, 6, 1, 1, 2, 2, 3),
-    (4, 4, 2, 'SAME', 1, 2, 2),
-    (3, 5, 1, 'SAME', 1, 6, 6),
-    (4, 6, 2, 0, 2, 7, 8),
-]
-
-
-@pytest.mark.parametrize('cin,cout,stride,padding,groups,h,w', IM2COL_CASES)
-def test_im2col_matches_library_conv_in_float64(cin, cout, stride, padding, groups, h, w):
-  with jax.enable_x64(True):
-    rng = _rng(3)
-    x = jnp.asarray(rng.standard_normal((3, h, w, cin)))
-    convs = {method: layers.Conv2D(cin, cout, 3, stride, padding, groups, param_dtype=jnp.float64,
-                                   method=method) for method in ('lax', 'im2col')}
-    variables = _random_like(jax.eval_shape(convs['lax'].init, jax.random.key(0), x))
-    cotangent = jnp.asarray(rng.standard_normal(convs['lax'].apply(variables, x).shape))
-
-    def value_and_grads(method):
-      def loss(variables, x):
-        return jnp.sum(convs[method].apply(variables, x) * cotangent)
-      return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(variables, x)
-
-    expected, actual = value_and_grads('lax'), value_and_grads('im2col')
-    assert actual[0].dtype == jnp.float64
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12),
-                 actual, expected)
-
-
-@pytest.mark.parametrize('size,uses_library', [(1, False), (2, False), (3, True), (8, True)])
-def test_auto_uses_the_library_conv_only_where_it_is_fastest(size, uses_library):
-  conv = layers.Conv2D(2, 2, 3, padding='SAME')
-  x = jnp.ones((1, size, size, 2))
-  variables = jax.eval_shape(conv.init, jax.random.key(0), x)
-  jaxpr = str(jax.make_jaxpr(jax.grad(lambda v: conv.apply(v, x).sum()))(variables))
-  assert ('conv_general_dilated' in jaxpr) == uses_library
-
-
-# Winograd F(2x2, 3x3) and F(4x4, 3x3) against XLA's convolution.
-
-WINOGRAD_CASES = [
-    # tile, batch, height, width, in, out, padding: even and odd maps, a map smaller than a tile,
-    # uneven and no padding.
-    (2, 1, 8, 8, 4, 6, ((1, 1), (1, 1))),
-    (2, 2, 7, 5, 3, 5, ((1, 1), (1, 1))),
-    (2, 3, 1, 1, 5, 2, ((1, 1), (1, 1))),
-    (2, 2, 9, 6, 2, 1, ((0, 1), (2, 1))),
-    (4, 2, 7, 5, 3, 5, ((1, 1), (1, 1))),
-    (4, 1, 6, 6, 1, 8, ((0, 0), (0, 0))),
-]
-
-
-def _lax_conv(x, kernel, pads):
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), pads,
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-
-def _winograd_and_xla(x, kernel, cotangent, pads, tile):
-  """((y, dL/dx, dL/dkernel) by Winograd, the same by XLA's conv) for L = sum(y * cotangent)."""
-  def value_and_grads(conv):
-    y, vjp = jax.vjp(conv, x, kernel)
-    return (y, *vjp(cotangent))
-
-  @jax.jit
-  def both():
-    return (value_and_grads(lambda x, k: layers.winograd_conv(x, k, pads, tile=tile)),
-            value_and_grads(lambda x, k: _lax_conv(x, k, pads)))
-  return both()
-
-
-@pytest.mark.parametrize('tile,n,h,w,cin,cout,pads', WINOGRAD_CASES)
-def test_winograd_equals_xla_conv_in_float64(tile, n, h, w, cin, cout, pads):
-  with jax.enable_x64(True):
-    rng = _rng(5)
-    x = jnp.asarray(rng.standard_normal((n, h, w, cin)))
-    kernel = jnp.asarray(rng.standard_normal((3, 3, cin, cout)))
-    out_shape = (n, h + sum(pads[0]) - 2, w + sum(pads[1]) - 2, cout)
-    cotangent = jnp.asarray(rng.standard_normal(out_shape))
-    actual, expected = _winograd_and_xla(x, kernel, cotangent, pads, tile)
-    for a, e in zip(actual, expected):
-      assert a.dtype == jnp.float64 and a.shape == e.shape
-      np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize('tile,tolerance,n,size,cin,cout', [
-    (2, 1e-5, 1, 8, 64, 32), (2, 1e-5, 2, 5, 128, 16), (4, 1e-4, 1, 8, 64, 32)])
-def test_winograd_float32_error_is_small(tile, tolerance, n, size, cin, cout):
-  """Error relative to the largest value, against a float64 reference."""
-  rng = _rng(6)
-  x = rng.standard_normal((n, size, size, cin)).astype(np.float32)
-  kernel = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
-  cotangent = rng.standard_normal((n, size, size, cout)).astype(np.float32)
-  pads = ((1, 1), (1, 1))
-  with jax.enable_x64(True):
-    exact = _winograd_and_xla(*(jnp.asarray(a, jnp.float64) for a in (x, kernel, cotangent)),
-                              pads, tile)[1]
-  ours, xla = _winograd_and_xla(jnp.asarray(x), jnp.asarray(kernel), jnp.asarray(cotangent),
-                                pads, tile)
-  for name, a, b, e in zip(('output', 'input gradient', 'kernel gradient'), ours, xla, exact):
-    assert a.dtype == jnp.float32
-    scale = np.abs(np.asarray(e)).max()
-    error = np.abs(np.asarray(a, np.float64) - np.asarray(e)).max() / scale
-    xla_error = np.abs(np.asarray(b, np.float64) - np.asarray(e)).max() / scale
-    assert error < tolerance, (name, error, xla_error)
-
-
-def test_conv2d_winograd_keeps_nn_conv_parameters_and_values():
-  x = jnp.asarray(_rng(7).standard_normal((2, 6, 5, 8), np.float32))
-  ours = layers.Conv2D(8, 12, 3, padding='SAME', method='winograd')
-  flax_conv = nn.Conv(12, (3, 3), padding='SAME')
-  shapes = jax.eval_shape(ours.init, jax.random.key(0), x)
-  assert shapes == jax.eval_shape(flax_conv.init, jax.random.key(0), x)
-  variables = _random_like(shapes)
-  jaxpr = str(jax.make_jaxpr(ours.apply)(variables, x))
-  assert 'conv_general_dilated' not in jaxpr and jaxpr.count('dot_general') == 16
-  np.testing.assert_allclose(ours.apply(variables, x), flax_conv.apply(variables, x),
-                             rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize('x_shape,kernel_shape,stride,groups,dtype,expected', [
-    ((128, 4, 4, 512), (3, 3, 512, 512), (1, 1), 1, jnp.float32, 'winograd'),
-    ((128, 8, 8, 256), (3, 3, 256, 256), (1, 1), 1, jnp.float32, 'winograd'),
-    ((128, 4, 4, 512), (3, 3, 512, 512), (1, 1), 1, jnp.bfloat16, 'lax'),
-    ((128, 16, 16, 64), (3, 3, 64, 128), (1, 1), 1, jnp.float32, 'lax'),
-    ((128, 32, 32, 3), (3, 3, 3, 64), (1, 1), 1, jnp.float32, 'lax'),
-    ((128, 8, 8, 256), (3, 3, 256, 256), (2, 2), 1, jnp.float32, 'lax'),
-    ((128, 8, 8, 256), (3, 3, 128, 256), (1, 1), 2, jnp.float32, 'lax'),
-    ((128, 8, 8, 256), (5, 5, 256, 256), (1, 1), 1, jnp.float32, 'lax'),
-    ((128, 2, 2, 512), (3, 3, 512, 512), (1, 1), 1, jnp.float32, 'winograd'),
-    ((128, 2, 2, 512), (3, 3, 512, 512), (1, 1), 1, jnp.bfloat16, 'im2col'),
-    ((128, 2, 2, 512), (3, 3, 256, 512), (1, 1), 2, jnp.float32, 'im2col'),
-    ((128, 1, 1, 512), (3, 3, 512, 512), (1, 1), 1, jnp.float32, 'im2col'),
-])
-def test_conv_method_rule(x_shape, kernel_shape, stride, groups, dtype, expected):
-  assert layers.conv_method(x_shape, kernel_shape, stride, groups, dtype, 'cpu') == expected
-  # Accelerators: always the library convolution.
-  for platform in ('gpu', 'tpu'):
-    assert layers.conv_method(x_shape, kernel_shape, stride, groups, dtype, platform) == 'lax'
-
-
-@pytest.mark.parametrize('name,shape', [('vgg_tiny', (2, 8, 8, 1)), ('convnet', (2, 12, 12, 1))])
-def test_models_compute_the_same_with_every_conv_method(name, shape):
-  import models
-  x = jnp.asarray(_rng(8).standard_normal(shape, np.float32))
-  outputs = {}
-  for method in ('lax', 'winograd', 'im2col'):
-    model = models.create(name, num_classes=10, conv_method=method)
-    variables = model.init(jax.random.key(0), x)
-    outputs[method] = model.apply(variables, x)
-  for method in ('winograd', 'im2col'):
-    np.testing.assert_allclose(outputs[method], outputs['lax'], rtol=1e-4, atol=1e-5)
 
 
 # Pooling.
@@ -415,35 +267,14 @@ def test_dropout_is_identity_in_eval_and_scaled_in_train():
   assert not np.array_equal(y, other)
 
 
-def test_flatten_and_dense():
+def test_flatten_dense_and_affine():
   x = jnp.ones((3, 2, 4, 5))
   assert layers.Flatten().apply({}, x).shape == (3, 40)
   assert layers.Dense is nn.Dense
-
-
-def test_folded_bias_dense_equals_nn_dense_in_values_and_gradients():
-  with jax.enable_x64(True):
-    x = jax.random.normal(jax.random.PRNGKey(0), (4, 3, 6), jnp.float64)
-    folded = layers.FoldedBiasDense(7, param_dtype=jnp.float64,
-                                    bias_init=nn.initializers.normal(1.0))
-    params = folded.init(jax.random.PRNGKey(1), x)
-    reference = nn.Dense(7, param_dtype=jnp.float64)
-    assert jax.tree.map(jnp.shape, params) == jax.tree.map(
-        jnp.shape, reference.init(jax.random.PRNGKey(1), x))
-    loss = lambda module: lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
-    out = folded.apply(params, x)
-    assert out.dtype == jnp.float64
-    np.testing.assert_allclose(out, reference.apply(params, x), rtol=1e-13)
-    grads = jax.grad(loss(folded), argnums=(0, 1))(params, x)
-    expected = jax.grad(loss(reference), argnums=(0, 1))(params, x)
-    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
-      np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
-  precise = layers.FoldedBiasDense(3, precision='highest')
-  x32 = jnp.ones((2, 4))
-  assert 'HIGHEST' in str(jax.make_jaxpr(precise.apply)(precise.init(jax.random.PRNGKey(0), x32),
-                                                        x32))
-  with pytest.raises(ValueError, match='use_bias=True'):
-    layers.FoldedBiasDense(3, use_bias=False).init(jax.random.PRNGKey(0), x)
+  rng = _rng(9)
+  x, kernel, bias = (rng.standard_normal(shape) for shape in ((2, 3, 4), (4, 5), (5,)))
+  np.testing.assert_allclose(layers.affine(jnp.asarray(x), jnp.asarray(kernel), jnp.asarray(bias)),
+                             x @ kernel + bias, rtol=1e-5, atol=1e-5)
 
 
 # Validation.
@@ -469,18 +300,21 @@ VALIDATION_CASES = [
     (layers.Conv2D(1, 1, 3, stride=(1, 0)), (1, 3, 3, 1), r'stride must be positive'),
     (layers.Conv2D(1, 1, 3, padding=-1), (1, 3, 3, 1), r'padding must be non-negative'),
     (layers.Conv2D(1, 1, 3, padding='FULL'), (1, 3, 3, 1), r"padding must be 'SAME', 'VALID'"),
-    (layers.Conv2D(1, 1, 3, method='fft'), (1, 3, 3, 1),
-     r"^method must be 'auto', 'lax', 'im2col', 'winograd' at layer Conv2D, got 'fft'"),
-    (layers.Conv2D(2, 2, 3, stride=2, method='winograd'), (1, 8, 8, 2),
-     r"^method 'winograd' needs a 3x3 kernel, stride 1 and groups 1 at layer Conv2D, got kernel "
-     r'\(3, 3\), stride \(2, 2\), groups 1'),
-    (layers.Conv2D(2, 2, 5, method='winograd'), (1, 8, 8, 2), r"method 'winograd' needs a 3x3"),
-    (layers.Conv2D(2, 2, 3, groups=2, method='winograd'), (1, 8, 8, 2), r'stride \(1, 1\), groups 2'),
     (layers.MaxPool2D(3, 2), (1, 2, 2, 1),
      r'^window 3x3 is larger than the padded input 2x2 at layer MaxPool2D; lower the window size'
      r' or use a larger input'),
     (layers.AvgPool2D(2), (1, 1, 1, 4), r'window 2x2 is larger than the padded input 1x1 at '
      r'layer AvgPool2D'),
+    (layers.Conv2D(1, 4, 99, padding='SAME'), (1, 8, 8, 1),
+     r'^kernel 99x99 is larger than the 8x8 map at layer Conv2D, whatever the padding \(a window '
+     r'may overhang the map by at most one pixel per side\); lower the kernel size'),
+    (layers.Conv2D(1, 4, (3, 5), padding=2), (1, 3, 2, 1),
+     r'kernel 3x5 is larger than the 3x2 map'),
+    (layers.Conv2D(1, 4, 3, padding=((2, 0), (1, 1))), (1, 1, 4, 1),
+     r'kernel 3x3 is larger than the 1x4 map'),
+    (layers.MaxPool2D(6, 1, 'SAME'), (1, 3, 3, 1), r'^window 6x6 is larger than the 3x3 map at '
+     r'layer MaxPool2D, whatever the padding'),
+    (layers.AvgPool2D(4, 2, 2), (1, 1, 2, 1), r'window 4x4 is larger than the 1x2 map'),
     (layers.MaxPool2D(0), (1, 4, 4, 1), r'window must be positive'),
     (layers.AvgPool2D(2, -1), (1, 4, 4, 1), r'stride must be positive'),
     (layers.MaxPool2D(2), (4, 4, 1), r'MaxPool2D at layer MaxPool2D expects \[batch, height'),
@@ -493,6 +327,35 @@ VALIDATION_CASES = [
 def test_validation_errors(module, shape, message):
   with pytest.raises(ValueError, match=message):
     module.init(jax.random.key(0), jnp.ones(shape))
+
+
+@pytest.mark.parametrize('module,shape,out', [
+    (layers.Conv2D(2, 3, 3, padding=1), (1, 1, 1, 2), (1, 1, 1, 3)),
+    (layers.Conv2D(2, 3, 3, padding='SAME'), (1, 2, 2, 2), (1, 2, 2, 3)),
+    (layers.Conv2D(2, 3, 3, stride=2, padding=1), (1, 2, 2, 2), (1, 1, 1, 3)),
+    (layers.Conv2D(2, 3, 5, padding=2), (1, 3, 3, 2), (1, 3, 3, 3)),
+    (layers.MaxPool2D(3, 2, 1), (1, 1, 1, 2), (1, 1, 1, 2)),
+])
+def test_windows_overhanging_the_map_by_one_pixel_into_padding_are_allowed(module, shape, out):
+  """A 3x3 'same' conv on a 1x1 or 2x2 map (VGG and ResNet blocks on CIFAR-sized inputs)."""
+  variables = jax.eval_shape(module.init, jax.random.key(0), jnp.ones(shape))
+  assert jax.eval_shape(module.apply, variables, jnp.ones(shape)).shape == out
+
+
+def test_oversized_kernel_on_the_command_line_is_one_error_line_quickly(tmp_path):
+  """The default digits run with a 99x99 kernel: refused at trace time, not compiled."""
+  import os
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run(
+      [sys.executable, '-m', 'train.main', '--config.model_kwargs.kernel_size=99',
+       f'--workdir={tmp_path / "run"}'], cwd=repo, capture_output=True, text=True, timeout=20)
+  assert result.returncode == 1, result.stderr
+  errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+  assert len(errors) == 1, result.stderr
+  assert 'kernel 99x99 is larger than the 8x8 map at layer conv1' in errors[0]
+  assert 'Traceback' not in result.stderr + result.stdout
 
 
 def test_validation_error_names_the_nested_layer():

@@ -143,13 +143,13 @@ class FlaxLSTMLanguageModel(nn.Module):
   @nn.compact
   def __call__(self, tokens, reset=None, *, train: bool = False):
     del reset, train
-    from models import layers
+    from models import cpu_kernels
     x = nn.Embed(self.vocab_size, self.hidden_size)(tokens)
     for _ in range(self.num_layers):
       x = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size))(x)
     # The output layer exactly as ours computes it, so the ratio compares the LSTM layers only.
     batch, time, hidden = x.shape
-    logits = layers.FoldedBiasDense(self.vocab_size)(x.reshape(batch * time, hidden))
+    logits = cpu_kernels.FoldedBiasDense(self.vocab_size)(x.reshape(batch * time, hidden))
     return logits.reshape(batch, time, self.vocab_size)
 
 

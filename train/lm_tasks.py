@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from train.tasks import Batch, Classification, Sums, Task, argmax_matches, example_weights
+from models.cpu_kernels import argmax_matches
+from train.tasks import Batch, Classification, Sums, Task, example_weights
 
 LN2 = math.log(2.0)
 
