@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models import cnn, decoding, rnn
+from models import cnn, decoding, layers, rnn
 
 Array = jax.Array
 _IMAGE_AS = ('input', 'state')
@@ -51,6 +51,10 @@ class CaptionLSTM(nn.Module):
     pad_id, bos_id, eos_id: special token ids.
     max_decode_length: default number of steps of `greedy_decode`.
     unroll: scan unroll factor.
+    conv: the encoder's convolution module (`layers.Conv2D`; `models.create` passes the CPU form on
+      CPU).
+    cell_ops: the cells' elementwise pieces (`rnn.CellOps`; `models.create` passes the CPU forms
+      on CPU).
   """
   vocab_size: int = 13
   embed_dim: int = 128
@@ -67,6 +71,8 @@ class CaptionLSTM(nn.Module):
   eos_id: int = 2
   max_decode_length: int = 16
   unroll: int = 1
+  conv: cnn.ModuleDef = layers.Conv2D
+  cell_ops: rnn.CellOps = rnn.CellOps()
 
   def setup(self):
     if self.image_as not in _IMAGE_AS:
@@ -76,9 +82,10 @@ class CaptionLSTM(nn.Module):
               else self.encoder_config)
     self.encoder = cnn.VGG(config=config, batch_norm=self.encoder_batch_norm,
                            num_classes=self.embed_dim, hidden_features=tuple(self.encoder_hidden),
-                           dropout=self.encoder_dropout)
+                           dropout=self.encoder_dropout, conv=self.conv)
     self.embedding = nn.Embed(self.vocab_size, self.embed_dim)
-    self.cells = [rnn.make_cell('lstm', self.hidden_size) for _ in range(self.num_layers)]
+    self.cells = [rnn.make_cell('lstm', self.hidden_size, ops=self.cell_ops)
+                  for _ in range(self.num_layers)]
     if self.image_as == 'state':
       self.init_h = nn.Dense(self.num_layers * self.hidden_size)
       self.init_c = nn.Dense(self.num_layers * self.hidden_size)

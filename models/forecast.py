@@ -52,6 +52,8 @@ class Forecaster(nn.Module):
     dropout: between stacked layers and before the output layer (training only).
     teacher_forcing: in training, feed the decoder the true previous values (if given).
     unroll: scan unroll factor.
+    cell_ops: the cells' elementwise pieces (`rnn.CellOps`; `models.create` passes the CPU forms
+      on CPU).
   """
   horizon: int = 5
   hidden_size: int = 64
@@ -60,11 +62,12 @@ class Forecaster(nn.Module):
   dropout: float = 0.0
   teacher_forcing: bool = True
   unroll: int = 1
+  cell_ops: rnn.CellOps = rnn.CellOps()
 
   def setup(self):
     self.encoder = rnn.RNN(self.hidden_size, self.cell_type, num_layers=self.num_layers,
-                           dropout=self.dropout, unroll=self.unroll)
-    self.decoder_cells = [rnn.make_cell(self.cell_type, self.hidden_size)
+                           dropout=self.dropout, unroll=self.unroll, cell_ops=self.cell_ops)
+    self.decoder_cells = [rnn.make_cell(self.cell_type, self.hidden_size, ops=self.cell_ops)
                           for _ in range(self.num_layers)]
     self.output_layer = nn.Dense(1, kernel_init=nn.initializers.zeros_init())
     self.drop = nn.Dropout(self.dropout)

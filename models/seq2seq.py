@@ -57,6 +57,8 @@ class Seq2Seq(nn.Module):
     pad_id, bos_id, eos_id: special token ids.
     max_decode_length: default number of steps for `greedy_decode` / `beam_search`.
     unroll: scan unroll factor.
+    cell_ops: the cells' elementwise pieces (`rnn.CellOps`; `models.create` passes the CPU forms
+      on CPU).
   """
   vocab_size: int = 16
   target_vocab_size: int | None = None
@@ -73,6 +75,7 @@ class Seq2Seq(nn.Module):
   eos_id: int = 2
   max_decode_length: int = 32
   unroll: int = 1
+  cell_ops: rnn.CellOps = rnn.CellOps()
 
   @property
   def decoder_size(self) -> int:
@@ -88,9 +91,10 @@ class Seq2Seq(nn.Module):
     self.target_embedding = nn.Embed(target_vocab, self.embed_dim)
     self.encoder = rnn.RNN(self.hidden_size, self.cell_type, num_layers=self.num_layers,
                            bidirectional=self.bidirectional_encoder, dropout=self.dropout,
-                           unroll=self.unroll)
+                           unroll=self.unroll, cell_ops=self.cell_ops)
     size = self.decoder_size
-    self.decoder_cells = [rnn.make_cell(self.cell_type, size) for _ in range(self.num_layers)]
+    self.decoder_cells = [rnn.make_cell(self.cell_type, size, ops=self.cell_ops)
+                          for _ in range(self.num_layers)]
     if self.attention:
       self.attention_layer = LuongAttention(self.attention, query_size=size)
       self.combine = nn.Dense(size, use_bias=False)  # W_c
