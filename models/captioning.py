@@ -196,7 +196,8 @@ class CaptionLSTM(nn.Module):
     """Beam search with GNMT length normalisation (`models.decoding.beam_search`).
 
     Finished hypotheses (ended by EOS) compete with alive ones for the `beam_size` places by
-    `log_prob / decoding.length_penalty(length, alpha)`; `beam_size=1` is greedy decoding. Returns a dict:
+    `log_prob / decoding.length_penalty(length, alpha)`; `beam_size=1` is greedy decoding.
+    Returns a dict:
     `tokens` `[batch, max_length]` (the best, up to and including EOS, then PAD), `beams`
     `[batch, beam, max_length]` best first, `scores` `[batch, beam]`, `log_prob` `[batch, beam]`,
     `lengths` `[batch]` of the best.

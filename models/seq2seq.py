@@ -242,9 +242,9 @@ class Seq2Seq(nn.Module):
     """Beam search with GNMT length normalisation (`models.decoding.beam_search`).
 
     Finished hypotheses (ended by EOS) compete with alive ones for the `beam_size` places by
-    `log_prob / decoding.length_penalty(length, alpha)`, length counting EOS; `beam_size=1` is greedy
-    decoding; a hypothesis still alive after `max_length` steps is scored at that length. PAD,
-    BOS and the ids in `never_emit` are never emitted. Raises ValueError if `beam_size` exceeds
+    `log_prob / decoding.length_penalty(length, alpha)`, length counting EOS; `beam_size=1` is
+    greedy decoding; a hypothesis still alive after `max_length` steps is scored at that length.
+    PAD, BOS and the ids in `never_emit` are never emitted. Raises ValueError if `beam_size` exceeds
     the target vocabulary.
 
     Returns a dict: `tokens` `[batch, max_length]` (the best hypothesis up to and including EOS,

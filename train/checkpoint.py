@@ -155,7 +155,8 @@ def has_checkpoints(workdir: str) -> bool:
   return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
 
 
-def restore_read_only(workdir: str, abstract: Any, step: int | None = None) -> tuple[Any, int] | None:
+def restore_read_only(workdir: str, abstract: Any,
+                      step: int | None = None) -> tuple[Any, int] | None:
   """Restores checkpoint `step` (default: the newest) of `workdir` into `abstract`, a pytree of
   `jax.ShapeDtypeStruct`s with shardings, without changing anything in the workdir.
 

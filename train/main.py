@@ -141,7 +141,8 @@ def main(argv: list[str]) -> int:
     logging.getLogger(name).setLevel(logging.ERROR if name == 'absl' else logging.WARNING)
   logging.getLogger('asyncio').setLevel(logging.CRITICAL)  # orbax's unretrieved write failures
   stop = _stop_on_signals()
-  from train import checkpoint, platform, trainer, visualize  # after flag parsing: jax is slow to import
+  # Imported after flag parsing: importing jax takes time.
+  from train import checkpoint, platform, trainer, visualize
   platform.keep_freed_memory()  # before the first step: fewer page faults per step on CPU
   import data
 

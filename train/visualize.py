@@ -30,8 +30,8 @@ Pictures go to `DIR/visualize/` unless `--out` says otherwise.
   workdir). Loss and perplexity axes are logarithmic when they span more than a factor of 20.
 
 During training, the evaluation hook `TensorBoardImages` (which train.main passes to the trainer
-unless `config.tensorboard_images` is False) adds the first conv layer's filters and the feature maps
-of the first and last conv layers for eval example 0 to TensorBoard (tags `filters/<layer>`,
+unless `config.tensorboard_images` is False) adds the first conv layer's filters and the feature
+maps of the first and last conv layers for eval example 0 to TensorBoard (tags `filters/<layer>`,
 `features/<layer>`); models without conv layers or image inputs are skipped.
 
 Errors are one line `error: ...` with exit code 2 (command line: a missing workdir or config,
