@@ -47,7 +47,7 @@ def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: floa
 
   config = visualize.load_workdir_config(workdir)
   with config.unlocked():
-    config.eval_split = split
+    config.data.eval_split = split
   dataset = data_lib.create(config)
   if not isinstance(dataset.facts, translation.TranslationFacts):
     raise ValueError(f'{workdir} is not a translation run (its dataset has no target vocabulary).')
