@@ -5,11 +5,11 @@ A sequence-to-sequence LSTM forecaster (models/forecast.py) on windows of one re
 (train/forecast_tasks.py). Evaluation forecasts free-running and reports `eval_rmse` and `eval_mae`
 in the series' units next to the naive last-value forecast on the same windows (`eval_naive_rmse`,
 `eval_naive_mae`, `eval_rmse_ratio`). Settings are chosen on the validation part
-(`--config.eval_split=validation`); the test part is the default eval split and is evaluated once.
+(`--config.data.eval_split=validation`); the test part is the default eval split and is evaluated
+once.
 """
 
-from ml_collections.config_dict import placeholder
-
+import data
 from configs import common
 
 
@@ -17,15 +17,9 @@ def base(series: str, input_length: int, horizon: int, **model_kwargs):
   """The shared config for `series`; `model_kwargs` override the model's."""
   config = common.base()
   config.dataset = 'timeseries'
-  config.series = series
-  config.input_length = input_length
-  config.horizon = horizon
-  config.window_stride = 1
-  config.eval_stride = 1
-  config.eval_split = 'test'  # 'validation' for choosing settings
-  config.train_end = placeholder(str)  # None: the series' default (data/timeseries.py SERIES)
-  config.validation_end = placeholder(str)
-  config.log_transform = placeholder(bool)
+  # eval_split 'test' ('validation' for choosing settings); the series' own split and transform.
+  config.data = data.options(config.dataset, series=series, input_length=input_length,
+                             horizon=horizon)
   config.task = 'forecasting'
   config.model = 'lstm_forecaster'
   config.model_kwargs = common.model_kwargs(config.model, **{'hidden_size': 64, **model_kwargs})

@@ -16,9 +16,6 @@ def base(experiment: str, variant: str, **model_kwargs):
   if variant not in MODELS:
     raise ValueError(f"Unknown variant '{variant}' of {experiment}; use ':noattention' or none.")
   config = common.base()
-  config.data_seed = 0  # the problem set; `seed` changes initialisation and data order only
-  config.train_size = 50_000
-  config.test_size = 2_000
   config.task = 'seq2seq'
   config.model = MODELS[variant]
   config.model_kwargs = common.model_kwargs(

@@ -5,7 +5,7 @@ Run:
 The no-attention baseline (same encoder-decoder, h~_t = h_t):
   python -m train.main --config=configs/addition_seq2seq.py:noattention \
       --workdir=workdirs/addition_noattention
-Harder: more digits, e.g. --config.num_digits=6 (the source grows to 13 characters).
+Harder: more digits, e.g. --config.data.num_digits=6 (the source grows to 13 characters).
 
 Data (data/synthetic.py): 50,000 training and 2,000 held-out problems with operands of 1-3
 digits; no test problem appears in training. Model (configs/_seq2seq.py): character embeddings
@@ -23,11 +23,12 @@ on the 2,000 held-out problems after 3,000 steps, from `python -m train.evaluate
 scan backward, integer-label loss): 99.70% and 98.90%.)
 """
 
+import data
 from configs import _seq2seq
 
 
 def get_config(variant: str = ''):
   config = _seq2seq.base('addition_seq2seq', variant)
   config.dataset = 'addition'
-  config.num_digits = 3
+  config.data = data.options(config.dataset)  # operands of 1-3 digits
   return config

@@ -14,6 +14,7 @@ horizontal flip, per-channel standardisation. Those references report 92.5-93.6%
 not reproduced on this CPU-only machine (no CIFAR-10 offline here).
 """
 
+import data
 from configs import common
 
 TRAIN_EXAMPLES = 50_000
@@ -22,8 +23,7 @@ TRAIN_EXAMPLES = 50_000
 def get_config(variant: str = ''):
   config = common.base()
   config.dataset = 'cifar10'
-  config.augment = True
-  config.standardize = True
+  config.data = data.options(config.dataset)  # crop + flip, per-channel standardisation
   config.model = 'vgg16_bn'
   config.batch_size = 128
   config.optimizer = 'sgd'

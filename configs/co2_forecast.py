@@ -3,7 +3,7 @@
 Run:
   python -m train.main --config=configs/co2_forecast.py --workdir=workdirs/co2_forecast
 Choose settings on the validation part (1990-1995), never on the test part:
-  python -m train.main --config=configs/co2_forecast.py --config.eval_split=validation \
+  python -m train.main --config=configs/co2_forecast.py --config.data.eval_split=validation \
       --workdir=workdirs/co2_forecast_validation
 
 Data (data/timeseries.py, `statsmodels.api.datasets.co2`): 2,284 weeks 1958-03-29 to 2001-12-29

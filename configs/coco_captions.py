@@ -5,7 +5,7 @@ Run (needs the prepared tfds `coco_captions` dataset, see data/coco_captions.py)
       --config.data_dir=DATA_DIR
 
 Data (data/coco_captions.py): COCO 2014 images with Karpathy & Li's splits, train (82,783 images;
-`--config.train_split=train+restval` for the usual 113k) and val (5,000); images resized to
+`--config.data.train_split=train+restval` for the usual 113k) and val (5,000); images resized to
 224x224 and ImageNet-standardised; captions lower-cased, punctuation dropped, at most 20 words,
 vocabulary of the training words seen at least 5 times; one random caption per image per epoch.
 Model (`caption_vgg16_lstm`): VGG-16 (configuration D) -> fc1, fc2 4096 (dropout 0.5) -> the
@@ -19,8 +19,7 @@ Not measured: this machine has no COCO and no accelerator; the config is exercis
 a tiny dataset with the same feature layout (tests/test_captioning.py, tests/test_configs.py).
 """
 
-from ml_collections.config_dict import placeholder
-
+import data
 from configs import common
 
 TRAIN_IMAGES = 82_783
@@ -29,12 +28,7 @@ TRAIN_IMAGES = 82_783
 def get_config():
   config = common.base()
   config.dataset = 'coco_captions'
-  config.train_split = 'train'
-  config.eval_split = 'val'
-  config.image_size = 224
-  config.max_caption_length = 20
-  config.min_word_count = 5
-  config.decode_threads = placeholder(int)  # None: one per CPU
+  config.data = data.options(config.dataset)
   config.task = 'captioning'
   config.model = 'caption_vgg16_lstm'
   config.model_kwargs = common.model_kwargs(config.model)

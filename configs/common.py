@@ -1,7 +1,10 @@
-"""The keys every experiment config shares (../shared/DESIGN.md), with their defaults.
+"""The keys every experiment config shares, with their defaults.
 
 Each config file starts from `base()` and overrides what its experiment needs, so any run can be
-shortened or re-seeded the same way: `--config.num_train_steps=100 --config.seed=1`.
+shortened or re-seeded the same way: `--config.num_train_steps=100 --config.seed=1`. The input
+pipeline's options live in the section `config.data`, which a config file builds with
+`data.options(config.dataset, KEY=VALUE, ...)` (only what differs from the pipeline's defaults);
+every option can then be set as `--config.data.KEY=VALUE`.
 """
 
 import ml_collections
@@ -16,7 +19,7 @@ def base() -> ml_collections.ConfigDict:
   config.data_dir = placeholder(str)  # tfds data_dir; None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
   config.batch_size = 128  # global, over all devices and hosts.
   config.eval_batch_size = placeholder(int)  # None: batch_size.
-  config.augment = True
+  config.data = ml_collections.ConfigDict()  # the pipeline's options: data.options(dataset, ...)
   # Model and task.
   config.model = ''
   config.model_kwargs = ml_collections.ConfigDict()

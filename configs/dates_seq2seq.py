@@ -15,11 +15,13 @@ without (99.95% at step 1,000, 100.00% at 2,000; 6 min 18 s): the outputs are sh
 task checks the pipeline rather than separating the models.
 """
 
+import data
 from configs import _seq2seq
 
 
 def get_config(variant: str = ''):
   config = _seq2seq.base('dates_seq2seq', variant, hidden_size=128)
   config.dataset = 'dates'
+  config.data = data.options(config.dataset)
   config.num_train_steps = 2_000
   return config

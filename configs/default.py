@@ -8,12 +8,14 @@ shifts in training. Model: conv 32 -> pool -> conv 64 -> pool -> dense 256 -> 10
 Expected: see README.md "Results" (measured test accuracy and time on a 2-core CPU).
 """
 
+import data
 from configs import common
 
 
 def get_config():
   config = common.base()
   config.dataset = 'digits'
+  config.data = data.options(config.dataset)
   config.model = 'convnet'
   config.model_kwargs = common.model_kwargs(config.model)
   config.batch_size = 32

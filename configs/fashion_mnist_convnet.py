@@ -10,6 +10,7 @@ Model: conv 32 -> BN -> pool -> conv 64 -> BN -> pool -> dense 256 -> dropout ->
 Target >= 91% test accuracy; measured: README.md "Results".
 """
 
+import data
 from configs import common
 
 TRAIN_EXAMPLES = 60_000
@@ -18,8 +19,7 @@ TRAIN_EXAMPLES = 60_000
 def get_config():
   config = common.base()
   config.dataset = 'fashion_mnist'
-  config.augment = False
-  config.standardize = True
+  config.data = data.options(config.dataset, standardize=True)
   config.model = 'convnet'
   config.model_kwargs = common.model_kwargs(config.model, batch_norm=True, pool='max', dropout=0.3)
   config.batch_size = 128

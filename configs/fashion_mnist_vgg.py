@@ -9,6 +9,7 @@ recipe (SGD, momentum 0.9, weight decay 5e-4) with a cosine schedule and random 
 Target >= 93.5% test accuracy; measured: README.md "Results".
 """
 
+import data
 from configs import common
 
 TRAIN_EXAMPLES = 60_000
@@ -17,8 +18,7 @@ TRAIN_EXAMPLES = 60_000
 def get_config():
   config = common.base()
   config.dataset = 'fashion_mnist'
-  config.augment = True
-  config.standardize = True
+  config.data = data.options(config.dataset, augment=True, standardize=True)
   config.model = 'vgg_fashion'
   config.model_kwargs = common.model_kwargs(config.model)
   config.batch_size = 128

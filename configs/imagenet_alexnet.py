@@ -13,6 +13,7 @@ torchvision reference recipe uses for its AlexNet. Input 227x227 random crops wi
 top-1 / 18.2% top-5 error (single net, 5 crops + flips); not reproduced on this CPU-only machine.
 """
 
+import data
 from configs import common
 
 TRAIN_EXAMPLES = 1_281_167
@@ -21,7 +22,7 @@ TRAIN_EXAMPLES = 1_281_167
 def get_config():
   config = common.base()
   config.dataset = 'imagenet2012'
-  config.image_size = 227
+  config.data = data.options(config.dataset, image_size=227)
   config.model = 'alexnet'
   config.model_kwargs = common.model_kwargs(config.model)
   config.batch_size = 128

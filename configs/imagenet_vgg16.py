@@ -12,13 +12,14 @@ Published: 25.6% top-1 / 8.1% top-5 validation error (single scale); not reprodu
 CPU-only machine.
 """
 
+import data
 from configs import common
 
 
 def get_config(variant: str = ''):
   config = common.base()
   config.dataset = 'imagenet2012'
-  config.image_size = 224
+  config.data = data.options(config.dataset)  # 224x224 crops
   config.model = 'vgg16_bn' if variant == 'bn' else 'vgg16'
   config.model_kwargs = common.model_kwargs(config.model)
   config.batch_size = 256

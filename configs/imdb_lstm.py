@@ -11,8 +11,7 @@ Model: embedding 128 -> BiLSTM 2x128 -> max over time -> dropout -> 2 classes; A
 Not measured here (no IMDB offline); bidirectional LSTMs of this size usually reach 86-89%.
 """
 
-from ml_collections.config_dict import placeholder
-
+import data
 from configs import common
 
 TRAIN_EXAMPLES = 25_000
@@ -21,13 +20,7 @@ TRAIN_EXAMPLES = 25_000
 def get_config():
   config = common.base()
   config.dataset = 'imdb_reviews'
-  config.tfds_name = 'imdb_reviews'
-  config.train_split = 'train'
-  config.eval_split = 'test'
-  config.vocab_size = 20_000
-  config.vocab_min_count = 1
-  config.max_length = 400
-  config.max_length_cap = placeholder(int)
+  config.data = data.options(config.dataset, vocab_size=20_000, max_length=400)
   config.model = 'bilstm_classifier'
   config.model_kwargs = common.model_kwargs(
       config.model, embedding_size=128, hidden_size=128, pooling='max', embedding_dropout=0.3,

@@ -9,6 +9,7 @@ batch 128, 10 epochs. That example reports ~99.2% test accuracy; not measured he
 offline on this machine: see README).
 """
 
+import data
 from configs import common
 
 TRAIN_EXAMPLES = 60_000
@@ -17,6 +18,7 @@ TRAIN_EXAMPLES = 60_000
 def get_config():
   config = common.base()
   config.dataset = 'mnist'
+  config.data = data.options(config.dataset)  # no augmentation, pixels in [0, 1]
   config.model = 'convnet'
   config.model_kwargs = common.model_kwargs(config.model)
   config.batch_size = 128

@@ -3,7 +3,7 @@
 Run:
   python -m train.main --config=configs/msft_forecast.py --workdir=workdirs/msft_forecast
 Choose settings on the validation part (2011-2013), never on the test part:
-  python -m train.main --config=configs/msft_forecast.py --config.eval_split=validation \
+  python -m train.main --config=configs/msft_forecast.py --config.data.eval_split=validation \
       --workdir=workdirs/msft_forecast_validation
 
 Data (data/timeseries.py, `pmdarima.datasets.load_msft()`): 7,983 trading days 1986-03-13 to

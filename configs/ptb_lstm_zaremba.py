@@ -18,20 +18,22 @@ corpus named by `tfds_name` through the `tfds_text_lm` pipeline (data/text_tfds.
 `tiny_shakespeare`, word level (lines of lower-cased words, each ended by <eos>). To run on PTB,
 prepare a tfds dataset whose train/test splits hold the PTB text (e.g. a custom builder over
 ptb.train.txt / ptb.test.txt; one line per example is fine) and pass
-`--config.tfds_name=NAME`.
+`--config.data.tfds_name=NAME`.
 
 Steps: `num_train_steps` is `epochs x steps per epoch` for PTB's 929,589 training tokens
 (1,327 steps of 20 x 35 tokens per epoch, as in the paper's reader); the learning-rate decays
 are placed at fractions of `num_train_steps`, so they land on epoch boundaries of any corpus
 once `num_train_steps` is set to `epochs x` the steps per epoch that the pipeline reports in
 `dataset.facts.steps_per_epoch` (the run's first line shows it too: train examples / batch
-size). When they disagree, the pipeline logs a warning with the value to pass.
+size). When they disagree (`num_epochs` is set), `data.create` logs a warning with the value
+to pass.
 
 Evaluation scores every token of the test split once (rows of 35 x 20 tokens, each preceded by
 35 unscored tokens of context) and reports `eval_perplexity`; the paper evaluates in one pass with
 batch size 1, which differs only in the 35-token context at row starts.
 """
 
+import data
 from configs import common
 
 PTB_TRAIN_TOKENS = 929_589  # words + <eos>, as read by the paper's reader
@@ -51,17 +53,9 @@ def get_config(variant: str = 'small'):
   hidden, dropout, init_scale, epochs, decay, decay_from, clip = VARIANTS[variant]
   config = common.base()
   config.dataset = 'tfds_text_lm'
-  config.tfds_name = 'tiny_shakespeare'
-  config.train_split = 'train'
-  config.eval_split = 'test'
-  config.text_key = 'text'
-  config.level = 'word'
-  config.lowercase = True
-  config.vocab_size = 10_000
-  config.vocab_min_count = 1
-  config.seq_len = 35
-  config.eval_row_length = 700
-  config.eval_context = 35
+  # Lower-cased words, BPTT over seq_len 35 (the default).
+  config.data = data.options(config.dataset, tfds_name='tiny_shakespeare', vocab_size=10_000,
+                             eval_row_length=700, eval_context=35)
   config.model = 'lstm_lm'
   config.model_kwargs = common.model_kwargs(
       config.model, hidden_size=hidden, embedding_size=hidden, num_layers=2, dropout=dropout,
@@ -79,7 +73,7 @@ def get_config(variant: str = 'small'):
   # Fractions of num_train_steps (train/optim.py); + 1e-9 so that float rounding never moves a
   # boundary one step before the epoch's start.
   config.decay_boundaries = tuple(k / epochs + 1e-9 for k in range(decay_from, epochs))
-  steps_per_epoch = (PTB_TRAIN_TOKENS // config.batch_size - 1) // config.seq_len
+  steps_per_epoch = (PTB_TRAIN_TOKENS // config.batch_size - 1) // config.data.seq_len
   config.num_epochs = epochs
   config.num_train_steps = epochs * steps_per_epoch
   config.log_every_steps = 100

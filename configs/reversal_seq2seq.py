@@ -22,14 +22,13 @@ on the 2,000 held-out strings, overall and by source length 1-10 / 11-20 / 21-30
 scan backward, integer-label loss): 99.95% and 57.80%.)
 """
 
+import data
 from configs import _seq2seq
 
 
 def get_config(variant: str = ''):
   config = _seq2seq.base('reversal_seq2seq', variant, hidden_size=128)
   config.dataset = 'reversal'
-  config.min_length = 1
-  config.max_length = 30
-  config.alphabet_size = 10
+  config.data = data.options(config.dataset, max_length=30)
   config.num_train_steps = 2_000
   return config

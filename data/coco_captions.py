@@ -29,13 +29,13 @@ standard deviation. No augmentation.
 Batches: `image` `[B, S, S, 3]` float32, `decoder_inputs` `[B, T]` int32 (BOS + caption),
 `targets` `[B, T]` (caption + EOS), `target_mask` `[B, T]` bool, with T = max_caption_length + 1.
 
-Config keys (read with defaults): data_dir (None: $TFDS_DATA_DIR or ~/tensorflow_datasets),
-train_split ('train'; 'train+restval' is Karpathy's 113k), eval_split ('val'), image_size (224),
-max_caption_length (20), min_word_count (5), decode_threads (CPU count).
+Options: `Options`; the tfds data directory is the `data_dir` argument (None: $TFDS_DATA_DIR or
+~/tensorflow_datasets).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -55,6 +55,27 @@ PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 MANUAL_FILES = ('train2014.zip', 'val2014.zip', 'test2014.zip', 'test2015.zip',
                 'annotations_trainval2014.zip', 'image_info_test2014.zip',
                 'image_info_test2015.zip', 'caption_datasets.zip')
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """Options of the `coco_captions` pipeline.
+
+  Attributes:
+    train_split: the split trained on ('train+restval' is Karpathy's 113k images).
+    eval_split: the split evaluated.
+    image_size: images are resized to `image_size` x `image_size`.
+    max_caption_length: captions are cut to this many words.
+    min_word_count: the vocabulary keeps training words seen at least this often.
+    decode_threads: threads decoding and resizing a batch (None: one per CPU).
+  """
+
+  train_split: str = 'train'
+  eval_split: str = 'val'
+  image_size: int = 224
+  max_caption_length: int = 20
+  min_word_count: int = 5
+  decode_threads: int | None = None
 
 
 def how_to(data_dir: str) -> str:
@@ -199,16 +220,16 @@ class _WithCaptions:
     return {'image': self.source[i]['image'], 'captions': self.captions[i]}
 
 
-def create(config) -> Dataset:
-  data_dir = config.get('data_dir', None)
-  train_split = config.get('train_split', None) or 'train'
-  eval_split = config.get('eval_split', None) or 'val'
-  size = int(config.get('image_size', 224))
-  max_length = int(config.get('max_caption_length', 20))
+def create(options: Options, *, data_dir: str | None = None,
+           batch_size: int | None = None) -> Dataset:
+  """COCO captions read from `data_dir` (module docstring); `batch_size` is not used."""
+  del batch_size
+  train_split, eval_split = options.train_split, options.eval_split
+  size, max_length = options.image_size, options.max_caption_length
   train_source, eval_source = open_splits(data_dir, (train_split, eval_split))
   train_captions = cached_captions(train_source, train_split)
   eval_captions = cached_captions(eval_source, eval_split)
-  vocab = build_vocabulary(train_captions, int(config.get('min_word_count', 5)))
+  vocab = build_vocabulary(train_captions, options.min_word_count)
 
   def example_fn(example, rng):
     captions = example['captions']
@@ -218,7 +239,7 @@ def create(config) -> Dataset:
     return {'image': load_image(example['image'], size),
             **encode_caption(captions[choice], vocab, max_length)}
 
-  threads = int(config.get('decode_threads', None) or os.cpu_count() or 1)
+  threads = options.decode_threads or os.cpu_count() or 1
   return Dataset(
       train=images_lib.ThreadedExampleSource(_WithCaptions(train_source, train_captions),
                                              example_fn, threads),

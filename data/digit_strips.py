@@ -20,11 +20,12 @@ bool (True on caption and EOS); `digits` `[B, max_digits]` int32 (source-digit i
 split, -1 on blank slots; for checking); T = max_digits + 1. Evaluation batches add `mask` `[B]`
 (data/pipeline.py).
 
-Config keys (read with defaults): data_seed (0), train_size (100,000), test_size (2,000),
-min_digits (1), max_digits (5).
+Options: `Options`.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -35,6 +36,25 @@ from data.pipeline import ArraySource, Batch, CaptioningFacts, Dataset
 PAD, BOS, EOS = synthetic.PAD, synthetic.BOS, synthetic.EOS
 DIGIT_OFFSET = len(synthetic.SPECIALS)  # digit d has id d + 3
 SIDE = 8  # source digits are 8x8
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """Options of the `digit_strips` pipeline.
+
+  Attributes:
+    data_seed: seed of the strip compositions; the training `seed` does not change them.
+    train_size: training strips.
+    test_size: held-out strips.
+    min_digits: the fewest digits of a strip.
+    max_digits: the most digits of a strip (the image is `8 x 8*max_digits`).
+  """
+
+  data_seed: int = 0
+  train_size: int = 100_000
+  test_size: int = 2_000
+  min_digits: int = 1
+  max_digits: int = 5
 
 
 def vocabulary() -> synthetic.Vocabulary:
@@ -84,14 +104,16 @@ def _source(compositions: np.ndarray, split: dict[str, np.ndarray]) -> ArraySour
                      transform=lambda batch: compose(batch['digits'], images, labels))
 
 
-def create(config) -> Dataset:
-  train_size = int(config.get('train_size', 100_000))
-  test_size = int(config.get('test_size', 2_000))
-  low, high = int(config.get('min_digits', 1)), int(config.get('max_digits', 5))
+def create(options: Options, *, data_dir: str | None = None,
+           batch_size: int | None = None) -> Dataset:
+  """Training and held-out strips (module docstring); `data_dir` and `batch_size` are not used."""
+  del data_dir, batch_size
+  train_size, test_size = options.train_size, options.test_size
+  low, high = options.min_digits, options.max_digits
   if not 1 <= low <= high:
     raise ValueError(f'digit strips need 1 <= min_digits <= max_digits, got {low}..{high}')
   train, test = digits_lib.load_split()
-  seed = int(config.get('data_seed', 0))
+  seed = options.data_seed
   train_table = draw_compositions(train_size, len(train['label']), low, high,
                                   np.random.default_rng([seed, 0]))
   test_table = draw_compositions(test_size, len(test['label']), low, high,

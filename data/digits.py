@@ -7,12 +7,25 @@ scikit-learn, so the default run needs no download. The train/test split is fixe
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from data.pipeline import ArraySource, Batch, ClassificationFacts, Dataset
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """Options of the `digits` pipeline.
+
+  Attributes:
+    augment: training augmentation: shift each image by up to one pixel in each direction.
+  """
+
+  augment: bool = True
 
 
 def load_split() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -44,9 +57,15 @@ def _random_shift(batch: Batch, rng: np.random.Generator) -> Batch:
   return {**batch, 'image': shifted}
 
 
-def create(config) -> Dataset:
+def create(options: Options, *, data_dir: str | None = None,
+           batch_size: int | None = None) -> Dataset:
+  """Train/test `ArraySource`s: images float32 `[n, 8, 8, 1]` in [0, 1], labels int32 `[n]`.
+
+  `data_dir` and `batch_size` are not used (the digits ship with scikit-learn).
+  """
+  del data_dir, batch_size
   train, test = load_split()
-  augment = _random_shift if config.get('augment', True) else None
+  augment = _random_shift if options.augment else None
   return Dataset(
       train=ArraySource(train, augment=augment, transform=_normalize),
       eval=ArraySource(test, transform=_normalize),

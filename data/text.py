@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import logging
 import math
 import re
 import unicodedata
@@ -210,31 +209,46 @@ class TextClassificationFacts(DatasetFacts):
     return {'vocab_size': len(self.vocab), 'num_classes': self.num_classes}
 
 
+@dataclasses.dataclass(frozen=True)
+class ClassificationOptions:
+  """Options of every text classification pipeline (each adds where its texts come from).
+
+  Attributes:
+    lowercase: lower-case before tokenising.
+    vocab_min_count: keep words seen at least this often in training.
+    vocab_size: at most this many ids including `<pad>` and `<unk>` (None: every kept word).
+    max_length: padded length (None: `choose_max_length(training lengths, length_coverage,
+      cap=max_length_cap)`).
+    length_coverage: fraction of training texts that fit the chosen length when `max_length`
+      is None.
+    max_length_cap: upper bound on the chosen length (None: no bound).
+  """
+
+  lowercase: bool = True
+  vocab_min_count: int = 1
+  vocab_size: int | None = None
+  max_length: int | None = None
+  length_coverage: float = 1.0
+  max_length_cap: int | None = None
+
+
 def classification_dataset(train_texts: Sequence[str], train_labels: Sequence[int],
                            eval_texts: Sequence[str], eval_labels: Sequence[int],
-                           num_classes: int, config, class_names: Sequence[str] = (),
-                           default_max_length_cap: int | None = None) -> Dataset:
+                           num_classes: int, options: ClassificationOptions,
+                           class_names: Sequence[str] = ()) -> Dataset:
   """Tokenises, builds the vocabulary from the training texts, pads; returns a `Dataset`.
 
-  Config keys read (all optional):
-    lowercase: lower-case before tokenising (default True).
-    vocab_min_count: keep words seen at least this often in training (default 1).
-    vocab_size: at most this many ids including `<pad>` and `<unk>` (default None: all).
-    max_length: padded length (default None: `choose_max_length(train, length_coverage)`).
-    length_coverage: fraction of training texts that fit `max_length` when it is None (1.0).
-    max_length_cap: upper bound on the chosen length (default `default_max_length_cap`).
-
+  `options`: a `ClassificationOptions` (or a pipeline's subclass of it).
   Batches: `tokens` int32 `[batch, max_length]`, `length` int32 `[batch]`, `label` int32.
   Facts: `TextClassificationFacts`.
   """
-  lowercase = config.get('lowercase', True)
+  lowercase = options.lowercase
   train_tokens = [tokenize(t, lowercase) for t in train_texts]
   eval_tokens = [tokenize(t, lowercase) for t in eval_texts]
-  vocab = Vocabulary.build(train_tokens, min_count=config.get('vocab_min_count', None) or 1,
-                           max_size=config.get('vocab_size', None))
-  max_length = config.get('max_length', None) or choose_max_length(
-      [len(t) for t in train_tokens], config.get('length_coverage', None) or 1.0,
-      cap=config.get('max_length_cap', None) or default_max_length_cap)
+  vocab = Vocabulary.build(train_tokens, min_count=options.vocab_min_count,
+                           max_size=options.vocab_size)
+  max_length = options.max_length or choose_max_length(
+      [len(t) for t in train_tokens], options.length_coverage, cap=options.max_length_cap)
 
   def arrays(tokens, labels):
     ids = [vocab.encode(t) if t else np.array([vocab.unk_id], np.int32) for t in tokens]
@@ -368,44 +382,63 @@ def word_stream(text: str, lowercase: bool = True) -> list[str]:
   return tokens
 
 
-def language_model_dataset(train_text: str, eval_text: str, config,
-                           default_level: str = 'char') -> Dataset:
+@dataclasses.dataclass(frozen=True)
+class LanguageModelOptions:
+  """Options of every language-model pipeline (each adds where its texts come from).
+
+  Attributes:
+    level: 'char' (characters) or 'word' (lines of words, each ended by `<eos>`).
+    lowercase: lower-case the words (word level only).
+    vocab_min_count: keep words seen at least this often in training (word level only).
+    vocab_size: at most this many ids including the specials (word level; None: every word).
+    seq_len: BPTT length, time steps per training step.
+    eval_row_length: scored tokens per evaluation row (None: 8 * seq_len).
+    eval_context: unscored history tokens before each evaluation row (None: seq_len).
+  """
+
+  level: str = 'char'
+  lowercase: bool = True
+  vocab_min_count: int = 1
+  vocab_size: int | None = None
+  seq_len: int = 35
+  eval_row_length: int | None = None
+  eval_context: int | None = None
+
+
+def language_model_dataset(train_text: str, eval_text: str, options: LanguageModelOptions,
+                           batch_size: int | None) -> Dataset:
   """A TBPTT training `StreamSource` and exact evaluation rows from two texts.
 
-  Config keys read:
-    batch_size: training rows.
-    seq_len: BPTT length (default 35).
-    level: 'char' or 'word' (lines of words, each ended by `<eos>`); default `default_level`.
-    lowercase: word level only (default True).
-    vocab_min_count, vocab_size: as for classification (word level; default: every word).
-    eval_row_length: scored tokens per evaluation row (default 8 * seq_len).
-    eval_context: unscored history tokens before each evaluation row (default seq_len).
-    num_epochs: if set, a warning is logged when num_train_steps is not that many epochs.
+  Args:
+    train_text, eval_text: the two texts.
+    options: a `LanguageModelOptions` (or a pipeline's subclass of it).
+    batch_size: the trainer's global training batch size: the training stream is cut into this
+      many rows.
 
   Characters or words of the evaluation text missing from the training vocabulary become `<unk>`.
   Facts: `LanguageModelFacts`.
+
+  Raises:
+    ValueError: `batch_size` is None, or `level` is neither 'char' nor 'word'.
   """
-  level = config.get('level', None) or default_level
+  if batch_size is None:
+    raise ValueError('A language-model pipeline cuts its training stream into batch_size rows: '
+                     'pass batch_size (the trainer\'s global training batch size).')
+  level = options.level
   if level == 'char':
     train_tokens, eval_tokens = train_text, eval_text
     vocab = Vocabulary.build([train_tokens], specials=(UNK,))
   elif level == 'word':
-    lowercase = config.get('lowercase', True)
-    train_tokens = word_stream(train_text, lowercase=lowercase)
-    eval_tokens = word_stream(eval_text, lowercase=lowercase)
-    vocab = Vocabulary.build([train_tokens], min_count=config.get('vocab_min_count', None) or 1,
-                             max_size=config.get('vocab_size', None), specials=(UNK, EOS))
+    train_tokens = word_stream(train_text, lowercase=options.lowercase)
+    eval_tokens = word_stream(eval_text, lowercase=options.lowercase)
+    vocab = Vocabulary.build([train_tokens], min_count=options.vocab_min_count,
+                             max_size=options.vocab_size, specials=(UNK, EOS))
   else:
     raise ValueError(f"level must be 'char' or 'word', got {level!r}.")
-  seq_len = config.get('seq_len', None) or 35
-  train = StreamSource(vocab.encode(train_tokens), config.batch_size, seq_len)
-  epochs, steps = config.get('num_epochs', None), config.get('num_train_steps', None)
-  if epochs and steps and steps != epochs * train.windows:
-    logging.warning('num_train_steps %d is %.2f epochs of this corpus (%d steps per epoch); for '
-                    'the %d epochs of num_epochs pass --config.num_train_steps=%d.', steps,
-                    steps / train.windows, train.windows, epochs, epochs * train.windows)
-  context = config.get('eval_context', None)
-  rows = eval_rows(vocab.encode(eval_tokens), config.get('eval_row_length', None) or 8 * seq_len,
+  seq_len = options.seq_len
+  train = StreamSource(vocab.encode(train_tokens), batch_size, seq_len)
+  context = options.eval_context
+  rows = eval_rows(vocab.encode(eval_tokens), options.eval_row_length or 8 * seq_len,
                    context=seq_len if context is None else context)
   return Dataset(
       train=train,

@@ -20,17 +20,14 @@ Classification pipelines produce what `text.classification_dataset` documents (`
 one sentence per example for corpora such as lm1b) and produce `text.language_model_dataset`'s
 TBPTT training stream and exact evaluation rows.
 
-Config keys read (besides those of data/text.py):
-  data_dir: tfds data directory; None means `$TFDS_DATA_DIR` or `~/tensorflow_datasets`.
-  tfds_name: the tfds dataset to read (defaults above), e.g. a version 'imdb_reviews:1.0.0' or a
-    corpus of your own (a custom builder with a text feature, e.g. PTB).
-  train_split, eval_split: tfds split strings (defaults above; slices such as 'train[:10%]' work).
-  text_key: the text feature (default 'text'; 'sentence' for glue/sst2).
-  max_length: padded length for classification (default: all of the longest training text, but
-    at most 400 tokens for imdb_reviews).
+Options: `ImdbOptions`, `Sst2Options` (over `text.ClassificationOptions`), `TextLmOptions` and
+`TinyShakespeareOptions` (over `text.LanguageModelOptions`); the tfds data directory is the
+`data_dir` argument (None: `$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -53,44 +50,121 @@ def read_texts(name: str, split: str, data_dir: str | None, text_key: str = 'tex
   return texts, np.asarray([int(e[label_key]) for e in examples], np.int32)
 
 
-def _classification(config, name: str, eval_split: str, text_key: str, class_names,
-                    max_length_cap: int | None = None) -> Dataset:
-  name = config.get('tfds_name', None) or name
-  data_dir = config.get('data_dir', None)
-  text_key = config.get('text_key', None) or text_key
-  train = read_texts(name, config.get('train_split', None) or 'train', data_dir, text_key)
-  test = read_texts(name, config.get('eval_split', None) or eval_split, data_dir, text_key)
+@dataclasses.dataclass(frozen=True)
+class ImdbOptions(text_lib.ClassificationOptions):
+  """Options of the `imdb_reviews` pipeline (and those of `text.ClassificationOptions`).
+
+  Attributes:
+    tfds_name: the tfds dataset read, e.g. 'imdb_reviews:1.0.0' to pin a version.
+    train_split: the tfds split trained on (slices such as 'train[:10%]' work).
+    eval_split: the tfds split evaluated.
+    text_key: the text feature.
+    max_length_cap: upper bound on the chosen padded length (reviews are long).
+  """
+
+  tfds_name: str = 'imdb_reviews'
+  train_split: str = 'train'
+  eval_split: str = 'test'
+  text_key: str = 'text'
+  max_length_cap: int | None = IMDB_MAX_LENGTH
+
+
+@dataclasses.dataclass(frozen=True)
+class Sst2Options(text_lib.ClassificationOptions):
+  """Options of the `glue_sst2` pipeline (and those of `text.ClassificationOptions`).
+
+  Attributes:
+    tfds_name: the tfds dataset read.
+    train_split: the tfds split trained on.
+    eval_split: the tfds split evaluated (the test split's labels are hidden).
+    text_key: the text feature.
+  """
+
+  tfds_name: str = 'glue/sst2'
+  train_split: str = 'train'
+  eval_split: str = 'validation'
+  text_key: str = 'sentence'
+
+
+@dataclasses.dataclass(frozen=True)
+class TextLmOptions(text_lib.LanguageModelOptions):
+  """Options of the `tfds_text_lm` pipeline (and those of `text.LanguageModelOptions`).
+
+  Attributes:
+    tfds_name: the tfds dataset read, a corpus with a text feature (required; e.g. a custom
+      builder over PTB).
+    train_split: the tfds split trained on.
+    eval_split: the tfds split evaluated.
+    text_key: the text feature; a split's examples are joined with newlines.
+    level: 'word' (lines of words, each ended by `<eos>`) or 'char'.
+  """
+
+  tfds_name: str | None = None
+  train_split: str = 'train'
+  eval_split: str = 'test'
+  text_key: str = 'text'
+  level: str = 'word'
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyShakespeareOptions(TextLmOptions):
+  """Options of the `tiny_shakespeare` pipeline (those of `TextLmOptions`, other defaults).
+
+  Attributes:
+    tfds_name: the tfds dataset read.
+    level: 'char' or 'word'.
+  """
+
+  tfds_name: str | None = 'tiny_shakespeare'
+  level: str = 'char'
+
+
+def _classification(options: ImdbOptions | Sst2Options, data_dir: str | None,
+                    class_names) -> Dataset:
+  name, text_key = options.tfds_name, options.text_key
+  train = read_texts(name, options.train_split, data_dir, text_key)
+  test = read_texts(name, options.eval_split, data_dir, text_key)
   if (test[1] < 0).any():
-    raise ValueError(f'{name} split {config.get("eval_split", None) or eval_split} has hidden '
-                     f'labels (-1); evaluate on a labelled split (--config.eval_split).')
-  return text_lib.classification_dataset(*train, *test, len(class_names), config, class_names,
-                                         default_max_length_cap=max_length_cap)
+    raise ValueError(f'{name} split {options.eval_split} has hidden labels (-1); evaluate on a '
+                     f'labelled split (--config.data.eval_split).')
+  return text_lib.classification_dataset(*train, *test, len(class_names), options, class_names)
 
 
-def create_imdb_reviews(config) -> Dataset:
-  """IMDB movie reviews (Maas et al. 2011): 25,000 train / 25,000 test, labels neg = 0, pos = 1."""
-  return _classification(config, 'imdb_reviews', 'test', 'text', IMDB_CLASS_NAMES,
-                         IMDB_MAX_LENGTH)
+def create_imdb_reviews(options: ImdbOptions, *, data_dir: str | None = None,
+                        batch_size: int | None = None) -> Dataset:
+  """IMDB movie reviews (Maas et al. 2011): 25,000 train / 25,000 test, labels neg = 0, pos = 1.
+
+  `batch_size` is not used.
+  """
+  del batch_size
+  return _classification(options, data_dir, IMDB_CLASS_NAMES)
 
 
-def create_sst2(config) -> Dataset:
-  """GLUE SST-2: 67,349 train / 872 validation sentences, labels negative = 0, positive = 1."""
-  return _classification(config, 'glue/sst2', 'validation', 'sentence', SST2_CLASS_NAMES)
+def create_sst2(options: Sst2Options, *, data_dir: str | None = None,
+                batch_size: int | None = None) -> Dataset:
+  """GLUE SST-2: 67,349 train / 872 validation sentences, labels negative = 0, positive = 1.
+
+  `batch_size` is not used.
+  """
+  del batch_size
+  return _classification(options, data_dir, SST2_CLASS_NAMES)
 
 
-def create_language_model(config, name: str | None = None, level: str = 'word') -> Dataset:
-  """A TBPTT language-model dataset from the text feature of a tfds corpus (see above)."""
-  name = config.get('tfds_name', None) or name
+def create_language_model(options: TextLmOptions, *, data_dir: str | None = None,
+                          batch_size: int | None = None) -> Dataset:
+  """A TBPTT language-model dataset from the text feature of a tfds corpus (see above), its
+  training stream cut into `batch_size` rows."""
+  name = options.tfds_name
   if not name:
-    raise ValueError('tfds_text_lm needs --config.tfds_name (a tfds dataset with a text feature).')
-  data_dir = config.get('data_dir', None)
-  text_key = config.get('text_key', None) or 'text'
-  train, _ = read_texts(name, config.get('train_split', None) or 'train', data_dir, text_key, None)
-  test, _ = read_texts(name, config.get('eval_split', None) or 'test', data_dir, text_key, None)
-  return text_lib.language_model_dataset('\n'.join(train), '\n'.join(test), config,
-                                         default_level=level)
+    raise ValueError('tfds_text_lm needs --config.data.tfds_name (a tfds dataset with a text '
+                     'feature).')
+  text_key = options.text_key
+  train, _ = read_texts(name, options.train_split, data_dir, text_key, None)
+  test, _ = read_texts(name, options.eval_split, data_dir, text_key, None)
+  return text_lib.language_model_dataset('\n'.join(train), '\n'.join(test), options, batch_size)
 
 
-def create_tiny_shakespeare(config) -> Dataset:
+def create_tiny_shakespeare(options: TinyShakespeareOptions, *, data_dir: str | None = None,
+                            batch_size: int | None = None) -> Dataset:
   """Karpathy's tiny Shakespeare (1,003,854 / 55,770 / 55,770 characters), character level."""
-  return create_language_model(config, 'tiny_shakespeare', level='char')
+  return create_language_model(options, data_dir=data_dir, batch_size=batch_size)

@@ -36,10 +36,7 @@ seasonal series, `seasonal_forecast` `[B, H]`: the value one season (`season_len
 before each target plus the change over the last season, x[t+k-S] + (x[t] - x[t-S]) (origins
 earlier than one season read index 0 instead; every evaluation window is later than that).
 
-Config keys (read with defaults): series ('msft'), input_length (60), horizon (5),
-window_stride (1), eval_stride (1), eval_split ('test' or 'validation'), train_end and
-validation_end (ISO dates; None: the series' default), log_transform (None: the series' default),
-season_length (None: the series' default; 0: no seasonal baseline).
+Options: `Options`.
 """
 
 from __future__ import annotations
@@ -139,7 +136,8 @@ class Scaler:
       raise ValueError(f'cannot fit a scaler on {values.size} value(s); the training part is '
                        'too short (move train_end later)')
     if log and (values <= 0).any():
-      raise ValueError('log_transform needs positive values; set --config.log_transform=False')
+      raise ValueError('log_transform needs positive values; set '
+                       '--config.data.log_transform=False')
     f = np.log(values) if log else values
     scale = float(np.std(np.diff(f)))
     if not np.isfinite(scale) or scale == 0:
@@ -181,6 +179,36 @@ class ForecastingFacts(DatasetFacts):
     return {'horizon': self.horizon}
 
 
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """Options of the `timeseries` pipeline.
+
+  Attributes:
+    series: the series, a name of `SERIES` ('msft', 'co2', 'sunspots').
+    input_length: `L`, input values per window.
+    horizon: `H`, steps forecast per window.
+    window_stride: steps between training forecast origins.
+    eval_stride: steps between evaluation forecast origins.
+    eval_split: the part evaluated, 'test' or 'validation' (for choosing settings).
+    train_end: ISO date, the training part is every value before it (None: the series' default).
+    validation_end: ISO date, the validation part ends before it (None: the series' default).
+    log_transform: model the log of the values (None: the series' default; on for prices).
+    season_length: steps per season of the seasonal baseline (None: the series' default; 0: no
+      seasonal baseline).
+  """
+
+  series: str = 'msft'
+  input_length: int = 60
+  horizon: int = 5
+  window_stride: int = 1
+  eval_stride: int = 1
+  eval_split: str = 'test'
+  train_end: str | None = None
+  validation_end: str | None = None
+  log_transform: bool | None = None
+  season_length: int | None = None
+
+
 def split_bounds(dates: np.ndarray, train_end: str, validation_end: str) -> tuple[int, int]:
   """Indices (a, b): training part `[0, a)`, validation `[a, b)`, test `[b, T)`."""
   a = int(np.searchsorted(dates, np.datetime64(train_end, 'D')))
@@ -216,7 +244,7 @@ def make_windows(values: np.ndarray, scaler: Scaler, origins: np.ndarray, input_
   if season_length:
     if horizon > season_length:
       raise ValueError(f'the seasonal baseline needs horizon <= season_length ({horizon} > '
-                       f'{season_length}); set --config.season_length=0 to drop it')
+                       f'{season_length}); set --config.data.season_length=0 to drop it')
     back = lambda index: values[np.maximum(index, 0)]
     baselines['seasonal_forecast'] = (
         back(outputs - season_length)
@@ -233,26 +261,28 @@ def make_windows(values: np.ndarray, scaler: Scaler, origins: np.ndarray, input_
   }
 
 
-def _get(config, key: str, default):
-  value = config.get(key, None)
+def _or(value, default):
   return default if value is None else value
 
 
-def create(config) -> Dataset:
-  """Train windows of the training part, eval windows of `eval_split` ('test' or 'validation')."""
-  name = _get(config, 'series', 'msft')
+def create(options: Options, *, data_dir: str | None = None,
+           batch_size: int | None = None) -> Dataset:
+  """Train windows of the training part, eval windows of `eval_split` ('test' or 'validation').
+
+  `data_dir` and `batch_size` are not used (the series ship inside PyPI packages).
+  """
+  del data_dir, batch_size
+  name = options.series
   if name not in SERIES:
     raise ValueError(f"Unknown series '{name}'; use one of {', '.join(SERIES)}.")
   defaults = SERIES[name]
   series = defaults.load()
-  input_length = int(_get(config, 'input_length', 60))
-  horizon = int(_get(config, 'horizon', 5))
-  stride = int(_get(config, 'window_stride', 1))
-  eval_stride = int(_get(config, 'eval_stride', 1))
-  eval_split = _get(config, 'eval_split', 'test')
-  log = bool(_get(config, 'log_transform', defaults.log_transform))
-  a, b = split_bounds(series.dates, _get(config, 'train_end', defaults.train_end),
-                      _get(config, 'validation_end', defaults.validation_end))
+  input_length, horizon = options.input_length, options.horizon
+  stride, eval_stride = options.window_stride, options.eval_stride
+  eval_split = options.eval_split
+  log = bool(_or(options.log_transform, defaults.log_transform))
+  a, b = split_bounds(series.dates, _or(options.train_end, defaults.train_end),
+                      _or(options.validation_end, defaults.validation_end))
   scaler = Scaler.fit(series.values[:a], log)
   parts = {'train': (0, a), 'validation': (a, b), 'test': (b, len(series.values))}
   if eval_split not in ('test', 'validation'):
@@ -263,7 +293,7 @@ def create(config) -> Dataset:
     if not len(origins):
       raise ValueError(f'the {part} part of {name} is too short for one window of '
                        f'input_length {input_length} + horizon {horizon}')
-  season_length = int(_get(config, 'season_length', defaults.season_length))
+  season_length = _or(options.season_length, defaults.season_length)
   windows = lambda origins: make_windows(series.values, scaler, origins, input_length, horizon,
                                          season_length)
   return Dataset(

@@ -41,16 +41,11 @@ dropped (and counted in the log). The evaluation split is never filtered or cut:
 padded to its own longest sentence (the trainer compiles the eval step for that shape), so the
 whole split is scored.
 
-Config keys read (all optional):
-  data_dir, manual_dir: as for the other prepared datasets.
-  eval_split: 'validation' (default) or 'test'; train_split: 'train' (or 'train+validation').
-  max_source_length, max_target_length: training length limits in tokens (default 40 / 40).
-  vocab_min_count (default 2), vocab_size (default None: no limit); per side.
-  lowercase_source: lower-case the English side before tokenising (default False).
+Options: `DingOptions` (over `TranslationOptions`).
+
 tfds translation sets (`create_tfds`, registered as `tfds_translation`): any tfds dataset with a
 `Translation` feature, read with `tfds.data_source` (no TensorFlow), e.g. `ted_hrlr_translate/
-pt_to_en` or `wmt14_translate/de-en`; keys `tfds_name`, `source_language`, `target_language`,
-`train_split` ('train'), `eval_split` ('validation'), and those above.
+pt_to_en` or `wmt14_translate/de-en`; options `TfdsTranslationOptions`.
 """
 
 from __future__ import annotations
@@ -353,6 +348,61 @@ def encode_pairs(source: Sequence[Sequence[str]], target: Sequence[Sequence[str]
 
 
 @dataclasses.dataclass(frozen=True)
+class TranslationOptions:
+  """Options of every translation pipeline (each adds where its pairs come from).
+
+  Attributes:
+    max_source_length: training pairs with more source tokens are dropped.
+    max_target_length: training pairs with more target tokens are dropped.
+    vocab_min_count: keep tokens seen at least this often in training (per side).
+    vocab_size: at most this many ids per side, specials included (None: no limit).
+    lowercase_source: lower-case the source side before tokenising.
+  """
+
+  max_source_length: int = 40
+  max_target_length: int = 40
+  vocab_min_count: int = 2
+  vocab_size: int | None = None
+  lowercase_source: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DingOptions(TranslationOptions):
+  """Options of the `ding_en_de` pipeline (and those of `TranslationOptions`).
+
+  Attributes:
+    manual_dir: where the dictd files are (None: `<data_dir>/downloads/manual/ding_en_de`); read
+      only when the dataset is not prepared yet.
+    train_split: the split trained on ('train+validation' for a final run).
+    eval_split: the split evaluated, 'validation' or 'test'.
+  """
+
+  manual_dir: str | None = None
+  train_split: str = 'train'
+  eval_split: str = 'validation'
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsTranslationOptions(TranslationOptions):
+  """Options of the `tfds_translation` pipeline (and those of `TranslationOptions`).
+
+  Attributes:
+    tfds_name: the tfds dataset read, with a `Translation` feature (required; e.g.
+      'ted_hrlr_translate/pt_to_en').
+    source_language: the feature's source key, e.g. 'pt' (required).
+    target_language: the feature's target key, e.g. 'en' (required).
+    train_split: the tfds split trained on.
+    eval_split: the tfds split evaluated.
+  """
+
+  tfds_name: str | None = None
+  source_language: str | None = None
+  target_language: str | None = None
+  train_split: str = 'train'
+  eval_split: str = 'validation'
+
+
+@dataclasses.dataclass(frozen=True)
 class TranslationFacts(DatasetFacts):
   """A translation dataset (batches: module docstring).
 
@@ -381,15 +431,14 @@ class TranslationFacts(DatasetFacts):
             'bos_id': self.bos_id, 'eos_id': self.eos_id}
 
 
-def translation_dataset(train_pairs: Sequence[Pair], eval_pairs: Sequence[Pair], config,
-                        name: str = 'translation') -> Dataset:
+def translation_dataset(train_pairs: Sequence[Pair], eval_pairs: Sequence[Pair],
+                        options: TranslationOptions, name: str = 'translation') -> Dataset:
   """Tokenises, filters training pairs by length, builds vocabularies, encodes; see the docstring.
 
   Facts: `TranslationFacts`.
   """
-  lowercase = bool(config.get('lowercase_source', False))
-  max_source = int(config.get('max_source_length', None) or 40)
-  max_target = int(config.get('max_target_length', None) or 40)
+  lowercase = options.lowercase_source
+  max_source, max_target = options.max_source_length, options.max_target_length
   train_source = [tokenize(s, lowercase) for s, _ in train_pairs]
   train_target = [tokenize(t) for _, t in train_pairs]
   keep = [i for i in range(len(train_pairs))
@@ -403,8 +452,7 @@ def translation_dataset(train_pairs: Sequence[Pair], eval_pairs: Sequence[Pair],
              name, dropped, len(train_pairs), max_source, max_target)
   train_source = [train_source[i] for i in keep]
   train_target = [train_target[i] for i in keep]
-  min_count = int(config.get('vocab_min_count', None) or 2)
-  max_size = config.get('vocab_size', None)
+  min_count, max_size = options.vocab_min_count, options.vocab_size
   source_vocab = build_vocabulary(train_source, min_count, max_size)
   target_vocab = build_vocabulary(train_target, min_count, max_size)
   eval_pairs = [(s, t) for s, t in eval_pairs if s.strip() and t.strip()]
@@ -423,31 +471,31 @@ def translation_dataset(train_pairs: Sequence[Pair], eval_pairs: Sequence[Pair],
                              dropped, lowercase))
 
 
-def create_ding(config) -> Dataset:
-  """Ding English->German (see the module docstring); evaluates on `eval_split` ('validation')."""
-  prepared = prepare(config.get('data_dir', None), config.get('manual_dir', None))
-  train_split = config.get('train_split', None) or 'train'
-  eval_split = config.get('eval_split', None) or 'validation'
-  return translation_dataset(load_split(prepared, train_split), load_split(prepared, eval_split),
-                             config, NAME)
+def create_ding(options: DingOptions, *, data_dir: str | None = None,
+                batch_size: int | None = None) -> Dataset:
+  """Ding English->German (see the module docstring), prepared in `data_dir` on first use;
+  `batch_size` is not used."""
+  del batch_size
+  prepared = prepare(data_dir, options.manual_dir)
+  return translation_dataset(load_split(prepared, options.train_split),
+                             load_split(prepared, options.eval_split), options, NAME)
 
 
-def create_tfds(config) -> Dataset:
+def create_tfds(options: TfdsTranslationOptions, *, data_dir: str | None = None,
+                batch_size: int | None = None) -> Dataset:
   """A tfds dataset with a `Translation` feature, e.g. ted_hrlr_translate/pt_to_en.
 
-  Config keys: `tfds_name` (required), `source_language`, `target_language` (the feature's keys,
-  e.g. 'pt' and 'en'), `train_split` ('train'), `eval_split` ('validation'), and the keys of
-  `translation_dataset`. The vocabularies come from the training split only.
+  The vocabularies come from the training split only; `batch_size` is not used.
   """
   from data.images import not_prepared_message, open_split
 
-  name = config.get('tfds_name', None)
-  source_key = config.get('source_language', None)
-  target_key = config.get('target_language', None)
+  del batch_size
+  name = options.tfds_name
+  source_key, target_key = options.source_language, options.target_language
   if not (name and source_key and target_key):
-    raise ValueError('tfds_translation needs --config.tfds_name, --config.source_language and '
-                     '--config.target_language (e.g. ted_hrlr_translate/pt_to_en, pt, en).')
-  data_dir = config.get('data_dir', None)
+    raise ValueError('tfds_translation needs --config.data.tfds_name, '
+                     '--config.data.source_language and --config.data.target_language (e.g. '
+                     'ted_hrlr_translate/pt_to_en, pt, en).')
 
   def read(split):
     try:
@@ -460,5 +508,4 @@ def create_tfds(config) -> Dataset:
                        f'{source_key!r} and {target_key!r}.')
     return [(text_lib.as_str(e[source_key]), text_lib.as_str(e[target_key])) for e in examples]
 
-  return translation_dataset(read(config.get('train_split', None) or 'train'),
-                             read(config.get('eval_split', None) or 'validation'), config, name)
+  return translation_dataset(read(options.train_split), read(options.eval_split), options, name)

@@ -21,13 +21,14 @@ from train import trainer
 import tiny_coco
 
 
-def _config(**values):
-  return ml_collections.ConfigDict(values)
+def _create(module, data_dir=None, **options):
+  """`module.create` with the data options `module.Options(**options)`."""
+  return module.create(module.Options(**options), data_dir=data_dir)
 
 
 @pytest.fixture(scope='module')
 def strips():
-  return digit_strips.create(_config(train_size=3000, test_size=500))
+  return _create(digit_strips, train_size=3000, test_size=500)
 
 
 # Digit strips.
@@ -75,7 +76,7 @@ def test_no_held_out_handwriting_in_training_strips(strips):
   train_tiles, eval_tiles = tiles(strips.train), tiles(strips.eval)
   assert train_tiles <= train_images and not train_tiles & only_test
   assert eval_tiles <= test_images and len(eval_tiles & only_test) > 250
-  again = digit_strips.create(_config(train_size=3000, test_size=500))
+  again = _create(digit_strips, train_size=3000, test_size=500)
   np.testing.assert_array_equal(again.eval.fetch(np.arange(500), None)['image'],
                                 strips.eval.fetch(np.arange(500), None)['image'])
 
@@ -223,8 +224,8 @@ def test_registry_and_tensorboard_pictures_of_the_encoder(image_batch):
 
 def test_training_learns_to_read_two_digit_strips(tmp_path):
   config = ml_collections.ConfigDict({
-      'seed': 0, 'dataset': 'digit_strips', 'train_size': 20_000, 'test_size': 300,
-      'min_digits': 2, 'max_digits': 2, 'task': 'captioning', 'model': 'caption_tiny',
+      'seed': 0, 'dataset': 'digit_strips', 'data': {'train_size': 20_000, 'test_size': 300,
+      'min_digits': 2, 'max_digits': 2}, 'task': 'captioning', 'model': 'caption_tiny',
       'model_kwargs': {'embed_dim': 32, 'hidden_size': 64,
                        'encoder_config': (16, 16, 'M', 32, 'M')},
       'batch_size': 32, 'eval_batch_size': 300, 'optimizer': 'adam', 'learning_rate': 3e-3,
@@ -248,8 +249,8 @@ def coco_dir(tmp_path_factory):
 
 
 def test_coco_pipeline_vocabulary_captions_and_images(coco_dir):
-  dataset = coco_captions.create(_config(data_dir=coco_dir, image_size=16, max_caption_length=6,
-                                         min_word_count=2, decode_threads=2))
+  dataset = _create(coco_captions, data_dir=coco_dir, image_size=16, max_caption_length=6,
+                    min_word_count=2, decode_threads=2)
   vocab = dataset.facts.vocab
   # Training words seen twice or more, most frequent first; 'zebra' appears only in val captions.
   counts = collections.Counter(word for _, captions in tiny_coco.EXAMPLES['train']
@@ -291,9 +292,9 @@ def test_coco_pipeline_vocabulary_captions_and_images(coco_dir):
 
 def test_coco_captions_are_cached_and_read_again_when_the_dataset_changes(tmp_path, monkeypatch):
   root = tiny_coco.build(str(tmp_path / 'tfds'), str(tmp_path / 'images'))
-  config = _config(data_dir=root, image_size=16, max_caption_length=6, min_word_count=2,
-                   decode_threads=1)
-  first = coco_captions.create(config)
+  config = dict(data_dir=root, image_size=16, max_caption_length=6, min_word_count=2,
+                decode_threads=1)
+  first = _create(coco_captions, **config)
   directory = coco_captions.prepared_dir(root)
   for split in ('train', 'val'):
     with open(os.path.join(directory, 'captions_cache', f'{split}.json')) as f:
@@ -302,18 +303,18 @@ def test_coco_captions_are_cached_and_read_again_when_the_dataset_changes(tmp_pa
   real = coco_captions.read_captions
   monkeypatch.setattr(coco_captions, 'read_captions',
                       lambda source: reads.append(len(source)) or real(source))
-  second = coco_captions.create(config)
+  second = _create(coco_captions, **config)
   assert reads == []  # both splits from the cache
   assert second.facts.vocab.tokens == first.facts.vocab.tokens
   np.testing.assert_array_equal(second.eval.fetch(np.arange(2), None)['targets'],
                                 first.eval.fetch(np.arange(2), None)['targets'])
   info = os.path.join(directory, 'dataset_info.json')  # re-prepared: a newer dataset_info.json
   os.utime(info, ns=(os.stat(info).st_atime_ns, os.stat(info).st_mtime_ns + 10 ** 9))
-  coco_captions.create(config)
+  _create(coco_captions, **config)
   assert reads == [8, 2]
   with open(os.path.join(directory, 'captions_cache', 'val.json'), 'w') as f:
     f.write('{"key": ')  # a torn write: read the split again, no error
-  coco_captions.create(config)
+  _create(coco_captions, **config)
   assert reads == [8, 2, 2]
 
 
@@ -321,7 +322,7 @@ def test_coco_missing_data_says_how(tmp_path):
   # Training on the tiny COCO-layout dataset: tests/test_configs.py runs configs/coco_captions.py.
   missing = str(tmp_path / 'nothing')
   with pytest.raises(data.DatasetNotFoundError) as error:
-    coco_captions.create(_config(data_dir=missing))
+    _create(coco_captions, data_dir=missing)
   message = str(error.value)
   assert '\n' not in message
   assert f'tfds build coco_captions --data_dir={missing}' in message

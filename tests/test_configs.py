@@ -1,4 +1,5 @@
-"""Every experiment config loads, can be overridden from the command line, and trains a few steps.
+"""Every experiment config loads, can be overridden from the command line, and trains a few steps;
+each pipeline's data options are declared once (data/__init__.py) and checked.
 
 Datasets that need tfds preparation run on `tfds.testing.mock_data`; digits, Fashion-MNIST, the
 movie-review snippets and Shakespeare run on the real data (CI prepares the last three first).
@@ -6,63 +7,72 @@ Models are shrunk where the full size would make the test slow (fewer classifier
 images, fewer recurrent units); the layer structure stays.
 """
 
+import dataclasses
 import glob
 import importlib
 import math
 import os
+import sys
 
+import ml_collections
 import pytest
 import tensorflow_datasets as tfds
 
+import data
+from data import images
 from train import trainer
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
 EXPERIMENTS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(CONFIG_DIR, '*.py'))
                      if not os.path.basename(p).startswith(('_', 'common')))
 
-_SEQ2SEQ = {'train_size': 64, 'test_size': 16, 'eval_batch_size': 8,
-            'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}}
+_SEQ2SEQ = {'eval_batch_size': 8, 'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}}
+_PROBLEMS = {'train_size': 64, 'test_size': 16}
 
-# (config module, variant) -> overrides that make two steps fast; None: use tfds mock data.
+# (config module, variant) -> overrides that make two steps fast ('data': of config.data;
+# 'mock': run on tfds mock data).
 RUNS = {
     ('default', ''): {},
     ('mnist_convnet', ''): {'mock': True},
-    ('fashion_mnist_convnet', ''): {'eval_split': 'test[:64]'},
-    ('fashion_mnist_vgg', ''): {'eval_split': 'test[:64]'},
+    ('fashion_mnist_convnet', ''): {'data': {'eval_split': 'test[:64]'}},
+    ('fashion_mnist_vgg', ''): {'data': {'eval_split': 'test[:64]'}},
     ('cifar10_vgg16_bn', ''): {'mock': True},
     ('cifar10_vgg16_bn', 'quick'): {'mock': True},
     ('cifar10_resnet18', ''): {'mock': True, 'model_kwargs': {'width': 8}},
     ('cifar10_resnet34', ''): {'mock': True, 'model_kwargs': {'width': 8}},
-    ('imagenet_alexnet', ''): {'mock': True, 'image_size': 67,
+    ('imagenet_alexnet', ''): {'mock': True, 'data': {'image_size': 67},
                                'model_kwargs': {'hidden_features': (64, 64)}},
-    ('imagenet_vgg16', ''): {'mock': True, 'image_size': 32,
+    ('imagenet_vgg16', ''): {'mock': True, 'data': {'image_size': 32},
                              'model_kwargs': {'hidden_features': (64, 64)}},
-    ('imagenet_vgg16', 'bn'): {'mock': True, 'image_size': 32,
+    ('imagenet_vgg16', 'bn'): {'mock': True, 'data': {'image_size': 32},
                                'model_kwargs': {'hidden_features': (64, 64)}},
-    ('addition_seq2seq', ''): {**_SEQ2SEQ, 'num_digits': 2},
-    ('addition_seq2seq', 'noattention'): {**_SEQ2SEQ, 'num_digits': 2},
-    ('reversal_seq2seq', ''): {**_SEQ2SEQ, 'max_length': 6},
-    ('dates_seq2seq', ''): _SEQ2SEQ,
-    **{('ding_translation', variant): {'train_split': 'train[:512]', 'eval_split': 'test[:16]',
-                                       'vocab_size': 200,
+    ('addition_seq2seq', ''): {**_SEQ2SEQ, 'data': {**_PROBLEMS, 'num_digits': 2}},
+    ('addition_seq2seq', 'noattention'): {**_SEQ2SEQ, 'data': {**_PROBLEMS, 'num_digits': 2}},
+    ('reversal_seq2seq', ''): {**_SEQ2SEQ, 'data': {**_PROBLEMS, 'max_length': 6}},
+    ('dates_seq2seq', ''): {**_SEQ2SEQ, 'data': _PROBLEMS},
+    **{('ding_translation', variant): {'data': {'train_split': 'train[:512]',
+                                                'eval_split': 'test[:16]', 'vocab_size': 200},
                                        'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}}
        for variant in ('', 'noattention')},
     ('ted_translation', ''): {'mock': True, 'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}},
-    ('digit_captions', ''): {'train_size': 64, 'test_size': 16, 'eval_batch_size': 8,
+    ('digit_captions', ''): {'data': _PROBLEMS, 'eval_batch_size': 8,
                              'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}},
-    ('coco_captions', ''): {'tiny_coco': True, 'image_size': 32, 'min_word_count': 1,
+    ('coco_captions', ''): {'tiny_coco': True, 'data': {'image_size': 32, 'min_word_count': 1},
                             'eval_batch_size': 8,
                             'model_kwargs': {'encoder_hidden': (16, 16), 'embed_dim': 8,
                                              'hidden_size': 16}},
-    ('msft_forecast', ''): {'input_length': 8, 'horizon': 3, 'model_kwargs': {'hidden_size': 8}},
-    ('co2_forecast', ''): {'input_length': 8, 'horizon': 3, 'model_kwargs': {'hidden_size': 8}},
-    ('movie_reviews_lstm', ''): {'eval_split': 'test[:64]',
+    ('msft_forecast', ''): {'data': {'input_length': 8, 'horizon': 3},
+                            'model_kwargs': {'hidden_size': 8}},
+    ('co2_forecast', ''): {'data': {'input_length': 8, 'horizon': 3},
+                           'model_kwargs': {'hidden_size': 8}},
+    ('movie_reviews_lstm', ''): {'data': {'eval_split': 'test[:64]'},
                                  'model_kwargs': {'embedding_size': 8, 'hidden_size': 8}},
-    ('imdb_lstm', ''): {'mock': True, 'max_length': 16,
+    ('imdb_lstm', ''): {'mock': True, 'data': {'max_length': 16},
                         'model_kwargs': {'embedding_size': 8, 'hidden_size': 8}},
-    ('shakespeare_char_lstm', ''): {'seq_len': 8, 'eval_works': ('phoenix_and_the_turtle',),
-                                    'eval_row_length': 256, 'model_kwargs': {'hidden_size': 16}},
-    **{('ptb_lstm_zaremba', variant): {'mock': True, 'seq_len': 2, 'eval_row_length': 16,
+    ('shakespeare_char_lstm', ''): {'data': {'seq_len': 8, 'eval_row_length': 256,
+                                             'eval_works': ('phoenix_and_the_turtle',)},
+                                    'model_kwargs': {'hidden_size': 16}},
+    **{('ptb_lstm_zaremba', variant): {'mock': True, 'data': {'seq_len': 2, 'eval_row_length': 16},
                                        'model_kwargs': {'hidden_size': 8, 'embedding_size': 8}}
        for variant in ('small', 'medium', 'large')},
 }
@@ -91,6 +101,99 @@ def test_config_has_shared_keys_and_overridable_fields(name, variant):
 
 
 @pytest.mark.parametrize('name, variant', sorted(RUNS))
+def test_config_data_section_holds_every_option_of_its_pipeline(name, variant):
+  config = load(name, variant)
+  fields = [f.name for f in dataclasses.fields(data.options_class(config.dataset))]
+  assert sorted(config.data) == sorted(fields)
+  options = data.parse_options(config.dataset, config.data)  # valid keys, values of the right type
+  assert dataclasses.asdict(options) == {k: v for k, v in config.data.to_dict().items()}
+  for key, value in config.data.items():
+    if value is None:
+      assert config.data.get_type(key) is not type(None), f'{name}: data.{key} is untyped'
+  assert not set(fields) & set(config), f'{name}: a data option at the top level'
+
+
+@pytest.mark.parametrize('name', data.names())
+def test_every_pipeline_documents_each_option_once_with_one_default(name):
+  cls = data.options_class(name)
+  assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+  docs = ''.join(c.__doc__ or '' for c in cls.__mro__)
+  for field in dataclasses.fields(cls):
+    assert f'    {field.name}:' in docs or f', {field.name}:' in docs, (
+        f'{name}: option {field.name} is not documented')
+  # `options()` with nothing set gives the dataclass defaults, and `create` builds them back.
+  assert data.parse_options(name, data.options(name)) == data.parse_options(name, None) == cls()
+
+
+def test_an_unknown_data_key_is_an_error_naming_the_valid_keys():
+  with pytest.raises(ValueError) as error:
+    data.options('mnist', augmnt=True)
+  message = str(error.value)
+  assert "Dataset 'mnist' has no data option 'augmnt'. Did you mean 'augment'?" in message
+  for field in dataclasses.fields(images.MnistOptions):
+    assert field.name in message
+  config = ml_collections.ConfigDict({'dataset': 'digits', 'batch_size': 4,
+                                      'data': {'agument': False}})
+  with pytest.raises(ValueError, match="no data option 'agument'. Did you mean 'augment'"):
+    data.create(config)
+  # A data option left at the top level (the old flat form) is refused, not ignored.
+  with pytest.raises(ValueError, match=r"'augment' is a data option .* config\.data\.augment"):
+    data.create(ml_collections.ConfigDict({'dataset': 'digits', 'augment': False}))
+  with pytest.raises(ValueError, match="Unknown dataset 'mnits'. Did you mean 'mnist'"):
+    data.options('mnits')
+
+
+def test_a_data_value_of_the_wrong_type_is_an_error():
+  with pytest.raises(ValueError, match="'augment' of dataset 'mnist' must be bool, got 'yes'"):
+    data.options('mnist', augment='yes')
+  with pytest.raises(ValueError, match="'train_size' of dataset 'addition' must be int"):
+    data.parse_options('addition', {'train_size': 1.5})
+  # JSON (a workdir's config.json) has lists for tuples, and ints may stand for floats.
+  options = data.parse_options('shakespeare', {'eval_works': ['macbeth', 'sonnets']})
+  assert options.eval_works == ('macbeth', 'sonnets')
+  assert data.parse_options('movie_reviews', {'length_coverage': 1}).length_coverage == 1.0
+
+
+def test_a_default_lives_in_one_place(monkeypatch):
+  # Changing nothing gives the options dataclass's default; changing its default changes the run.
+  config = load('default')
+  assert config.data.augment == data.options_class('digits')().augment is True
+  assert data.create(config).train.augment is not None
+  plain = ml_collections.ConfigDict({'dataset': 'digits', 'batch_size': 4})  # no data section
+  assert data.create(plain).train.augment is not None
+  # The dataclass default is the only one: the config file and `create` both follow it.
+  monkeypatch.setattr(data.options_class('digits').__init__, '__defaults__', (False,))
+  assert load('default').data.augment is False
+  assert data.create(plain).train.augment is None
+
+
+def test_mnist_config_does_not_augment():
+  config = load('mnist_convnet')  # flax/examples/mnist trains on the plain images
+  assert config.data.augment is False
+  with tfds.testing.mock_data(num_examples=8):
+    dataset = data.create(config)
+  assert dataset.train.augment is None
+
+
+def test_data_options_are_set_and_misspellings_refused_on_the_command_line(monkeypatch):
+  from absl import flags
+  from ml_collections import config_flags
+
+  def parse(*overrides):
+    argv = ['prog', f'--config={os.path.join(CONFIG_DIR, "mnist_convnet.py")}', *overrides]
+    monkeypatch.setattr(sys, 'argv', argv)  # config_flags reads the overrides from sys.argv
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file('config', flag_values=values, lock_config=True)
+    values(argv)
+    return values.config
+
+  config = parse('--config.data.augment=True', '--config.data.train_split=train[:100]')
+  assert config.data.augment is True and config.data.train_split == 'train[:100]'
+  with pytest.raises(AttributeError, match='Did you mean "augment"'):
+    parse('--config.data.augmnt=True')
+
+
+@pytest.mark.parametrize('name, variant', sorted(RUNS))
 def test_config_trains_two_steps(tmp_path, name, variant):
   config = load(name, variant)
   overrides = dict(RUNS[name, variant])
@@ -99,9 +202,11 @@ def test_config_trains_two_steps(tmp_path, name, variant):
     import tiny_coco
     overrides['data_dir'] = tiny_coco.build(str(tmp_path / 'tfds'), str(tmp_path / 'images'))
   model_kwargs = overrides.pop('model_kwargs', {})
+  data_options = overrides.pop('data', {})
   with config.unlocked():
     config.update(overrides)
     config.model_kwargs.update(model_kwargs)
+    config.data.update(data_options)
     config.batch_size = 8
     config.num_train_steps = 2
     config.warmup_steps = 0

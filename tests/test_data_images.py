@@ -21,10 +21,10 @@ from data import DatasetNotFoundError, images, pipeline
 import data
 
 
-def _config(data_dir, **overrides):
-  config = ml_collections.ConfigDict({'data_dir': os.fspath(data_dir), 'seed': 0, 'batch_size': 4})
-  config.update(overrides)
-  return config
+def _config(data_dir, dataset, **options):
+  """A config for `data.create`: pipeline `dataset` with the data `options`."""
+  return ml_collections.ConfigDict({'data_dir': os.fspath(data_dir), 'seed': 0, 'batch_size': 4,
+                                    'dataset': dataset, 'data': options})
 
 
 def _mock(name, tmp_path, num_examples=12, **overrides):

@@ -13,9 +13,10 @@ from train import evaluate, trainer
 def reversal_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('reversal'))
   config = reversal_seq2seq.get_config()
-  config.update({'max_length': 8, 'train_size': 2000, 'test_size': 90, 'eval_batch_size': 32,
-                 'batch_size': 32, 'num_train_steps': 150, 'log_every_steps': 50,
-                 'eval_every_steps': 150, 'checkpoint_every_steps': 150, 'warmup_steps': 10})
+  config.data.update({'max_length': 8, 'train_size': 2000, 'test_size': 90})
+  config.update({'eval_batch_size': 32, 'batch_size': 32, 'num_train_steps': 150,
+                 'log_every_steps': 50, 'eval_every_steps': 150, 'checkpoint_every_steps': 150,
+                 'warmup_steps': 10})
   config.model_kwargs.update({'embed_dim': 16, 'hidden_size': 64})
   return workdir, trainer.train_and_evaluate(config, workdir)
 

@@ -45,11 +45,10 @@ def _write_fashion_files(directory, num_train=20, num_test=10, seed=0):
   return written
 
 
-def _config(data_dir, **overrides):
-  config = ml_collections.ConfigDict(
-      {'dataset': 'fashion_mnist', 'data_dir': os.fspath(data_dir), 'seed': 0, 'batch_size': 4})
-  config.update(overrides)
-  return config
+def _config(data_dir, **options):
+  """A config for `data.create`: the fashion_mnist pipeline with the data `options`."""
+  return ml_collections.ConfigDict({'dataset': 'fashion_mnist', 'data_dir': os.fspath(data_dir),
+                                    'seed': 0, 'batch_size': 4, 'data': options})
 
 
 # --- IDX. -------------------------------------------------------------------------------------

@@ -166,10 +166,10 @@ def _tiny_config(tmp_path):
   config = shakespeare_char_lstm.get_config()
   with config.unlocked():
     config.data_dir = os.fspath(tmp_path / 'tfds')
-    config.manual_dir = os.fspath(manual)
-    config.seq_len = 20
-    config.eval_row_length = 50
-    config.eval_context = 10
+    config.data.manual_dir = os.fspath(manual)
+    config.data.seq_len = 20
+    config.data.eval_row_length = 50
+    config.data.eval_context = 10
     config.batch_size = 8
     config.eval_batch_size = 8
     config.model_kwargs.hidden_size = 32

@@ -14,7 +14,7 @@ import models
 
 
 def _digits_state_and_batch(config):
-  dataset = digits.create(config)
+  dataset = digits.create(digits.Options(**config.data))
   task = tasks_lib.create('classification')
   model = models.create(config.model, num_classes=10)
   batch = dataset.train.fetch(np.arange(config.batch_size), None)
@@ -87,10 +87,10 @@ class _Args:
 
 def test_bfloat16_trains_an_lstm_encoder_decoder(tmp_path):
   config = reversal_seq2seq.get_config()
-  config.update({'compute_dtype': 'bfloat16', 'max_length': 5, 'train_size': 2000,
-                 'test_size': 64, 'eval_batch_size': 64, 'batch_size': 32, 'num_train_steps': 200,
-                 'log_every_steps': 50, 'eval_every_steps': 200, 'checkpoint_every_steps': 200,
-                 'warmup_steps': 10})
+  config.data.update({'max_length': 5, 'train_size': 2000, 'test_size': 64})
+  config.update({'compute_dtype': 'bfloat16', 'eval_batch_size': 64, 'batch_size': 32,
+                 'num_train_steps': 200, 'log_every_steps': 50, 'eval_every_steps': 200,
+                 'checkpoint_every_steps': 200, 'warmup_steps': 10})
   config.model_kwargs.update({'embed_dim': 16, 'hidden_size': 64})
   final = trainer.train_and_evaluate(config, str(tmp_path))
   # Teacher-forced next-character accuracy; chance over the alphabet is ~0.1.

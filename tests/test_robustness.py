@@ -190,7 +190,7 @@ if sys.argv[3] == 'cnn':  # a ConvNet with batch norm on the digits
 else:  # an LSTM encoder-decoder with attention on the addition problems
   from configs import addition_seq2seq
   config = addition_seq2seq.get_config()
-  config.train_size, config.test_size, config.eval_batch_size = 512, 64, 64
+  config.data.train_size, config.data.test_size, config.eval_batch_size = 512, 64, 64
   config.model_kwargs.hidden_size, config.model_kwargs.embed_dim = 32, 8
   config.grad_clip_norm = None
 config.num_train_steps = 10
@@ -244,7 +244,8 @@ def _free_port():
 def test_two_processes_with_jax_distributed_agree_with_one(tmp_path):
   # Augmentation draws are per process (data/pipeline.py), so the global batch equals the
   # single-process one only without augmentation.
-  flags = ['--config.augment=False', '--config.num_train_steps=40', '--config.log_every_steps=20',
+  flags = ['--config.data.augment=False', '--config.num_train_steps=40',
+           '--config.log_every_steps=20',
            '--config.eval_every_steps=40', '--config.checkpoint_every_steps=20',
            '--config.optimizer=sgd', '--config.learning_rate=0.05']
   single = run_main(f'--workdir={tmp_path / "single"}', *flags)

@@ -115,8 +115,8 @@ def test_train_and_evaluate_learns_tiny_sentiment(tmp_path):
   config = movie_reviews_lstm.get_config()
   with config.unlocked():
     config.data_dir = os.fspath(tmp_path / 'tfds')
-    config.manual_dir = os.fspath(manual)
-    config.vocab_min_count = 1
+    config.data.manual_dir = os.fspath(manual)
+    config.data.vocab_min_count = 1
     config.model_kwargs.embedding_size = 16
     config.model_kwargs.hidden_size = 16
     config.model_kwargs.embedding_dropout = 0.0

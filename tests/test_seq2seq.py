@@ -250,9 +250,10 @@ def test_registry_and_every_parameter_gets_a_gradient():
 # Data.
 
 
-def _config(**kwargs):
-  import ml_collections
-  return ml_collections.ConfigDict(kwargs)
+def _options(create, **kwargs):
+  """The options dataclass of synthetic pipeline `create`, with `kwargs`."""
+  import typing
+  return typing.get_type_hints(create)['options'](**kwargs)
 
 
 @pytest.mark.parametrize('create, options', [
@@ -261,7 +262,7 @@ def _config(**kwargs):
     (synthetic.create_dates, {}),
 ])
 def test_synthetic_data_is_deterministic_held_out_and_correct(create, options):
-  config = _config(train_size=3000, test_size=300, data_seed=5, **options)
+  config = _options(create, train_size=3000, test_size=300, data_seed=5, **options)
   dataset = create(config)
   again = create(config)
   vocab = dataset.facts.vocab
@@ -283,7 +284,7 @@ def test_synthetic_data_is_deterministic_held_out_and_correct(create, options):
                 for split in (train, test)]
   assert np.abs(histograms[0] - histograms[1]).max() < 0.08
   # A different data seed gives different problems.
-  other = create(_config(train_size=3000, test_size=300, data_seed=6, **options))
+  other = create(_options(create, train_size=3000, test_size=300, data_seed=6, **options))
   assert not np.array_equal(other.eval.fetch(np.arange(300), None)['inputs'], test['inputs'])
   # Layout: decoder inputs are BOS + target, targets are target + EOS, masks and lengths agree.
   n = train['input_lengths']
@@ -322,7 +323,7 @@ def test_vocabulary_round_trip_and_errors():
   with pytest.raises(ValueError, match='longer'):
     vocab.encode(['1234567'], 6)
   with pytest.raises(ValueError, match='distinct'):
-    synthetic.create_addition(_config(num_digits=1, train_size=200, test_size=10))
+    synthetic.create_addition(synthetic.AdditionOptions(num_digits=1, train_size=200, test_size=10))
 
 
 # The task and the trainer.
@@ -348,8 +349,8 @@ def test_task_metrics_by_hand():
 def test_tiny_seq2seq_trains_through_the_trainer(tmp_path):
   config = addition_seq2seq.get_config()
   with config.unlocked():
-    config.num_digits = 2
-    config.train_size, config.test_size = 256, 40
+    config.data.num_digits = 2
+    config.data.train_size, config.data.test_size = 256, 40
     config.model = 'seq2seq_tiny'
     config.model_kwargs = {}
     config.batch_size = 32

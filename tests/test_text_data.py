@@ -26,10 +26,15 @@ from data import text as text_lib
 from data import text_tfds
 
 
+_TOP_LEVEL = ('dataset', 'data_dir', 'batch_size')
+
+
 def _config(**values):
-  config = ml_collections.ConfigDict({'seed': 0, 'batch_size': 4})
-  config.update(values)
-  return config
+  """A config for `data.create`: `dataset`, `data_dir` and `batch_size` (default 4) at the top
+  level, every other value a data option."""
+  top = {'seed': 0, 'batch_size': 4, **{k: v for k, v in values.items() if k in _TOP_LEVEL}}
+  return ml_collections.ConfigDict(
+      {**top, 'data': {k: v for k, v in values.items() if k not in _TOP_LEVEL}})
 
 
 # --- Tokeniser, vocabulary, padding. -----------------------------------------------------------
@@ -79,7 +84,7 @@ def test_choose_max_length_covers_a_fraction_rounded_up():
 def test_classification_dataset_pads_and_builds_vocabulary_from_training_texts_only():
   dataset = text_lib.classification_dataset(
       ['Good film.', 'bad, bad film', 'good'], [1, 0, 1], ['unseen good film', ''], [1, 0], 2,
-      _config(), class_names=('neg', 'pos'))
+      text_lib.ClassificationOptions(), class_names=('neg', 'pos'))
   vocab = dataset.facts.vocab
   assert vocab.tokens == ('<pad>', '<unk>', 'bad', 'film', 'good', ',', '.')
   assert dataset.facts.max_length == 8
@@ -91,7 +96,7 @@ def test_classification_dataset_pads_and_builds_vocabulary_from_training_texts_o
   train = dataset.train.fetch(np.arange(3), None)
   np.testing.assert_array_equal(train['tokens'][1, :4], [2, 5, 2, 3])
   short = text_lib.classification_dataset(['a b c d e'], [0], ['a b c'], [1], 2,
-                                          _config(max_length=2))
+                                          text_lib.ClassificationOptions(max_length=2))
   np.testing.assert_array_equal(short.eval.fetch(np.arange(1), None)['length'], [2])
 
 
@@ -166,8 +171,8 @@ def test_eval_rows_worked_example():
 
 
 def test_language_model_dataset_char_and_word_levels():
-  config = _config(batch_size=2, seq_len=3, eval_row_length=4, eval_context=1)
-  char = text_lib.language_model_dataset('abcabcabcabcab', 'abz', config)
+  options = text_lib.LanguageModelOptions(seq_len=3, eval_row_length=4, eval_context=1)
+  char = text_lib.language_model_dataset('abcabcabcabcab', 'abz', options, batch_size=2)
   assert char.facts.vocab.tokens == ('<unk>', 'a', 'b', 'c')
   assert char.facts.model_kwargs() == {'vocab_size': 4}
   assert char.facts.steps_per_epoch == 2 and char.facts.eval_tokens == 2
@@ -175,7 +180,8 @@ def test_language_model_dataset_char_and_word_levels():
   np.testing.assert_array_equal(eval_batch['inputs'][0, :2], [1, 2])
   np.testing.assert_array_equal(eval_batch['targets'][0, :2], [2, 0])  # 'z' is unknown
   word = text_lib.language_model_dataset('The cat sat.\n\nthe dog sat\n' * 3, 'the bird sat',
-                                         _config(batch_size=2, seq_len=2, level='word'))
+                                         text_lib.LanguageModelOptions(seq_len=2, level='word'),
+                                         batch_size=2)
   vocab = word.facts.vocab
   assert vocab.tokens[:2] == ('<unk>', '<eos>')
   assert text_lib.word_stream('The cat.\n\n dog \n') == ['the', 'cat', '.', '<eos>', 'dog', '<eos>']
@@ -183,7 +189,10 @@ def test_language_model_dataset_char_and_word_levels():
   np.testing.assert_array_equal(word.eval.fetch(np.arange(1), None)['targets'][0, :3],
                                 vocab.encode(['<unk>', 'sat', '<eos>']))
   with pytest.raises(ValueError, match='level'):
-    text_lib.language_model_dataset('abc' * 10, 'abc', _config(level='byte'))
+    text_lib.language_model_dataset('abc' * 10, 'abc', text_lib.LanguageModelOptions(level='byte'),
+                                    batch_size=4)
+  with pytest.raises(ValueError, match='batch_size'):
+    text_lib.language_model_dataset('abc' * 10, 'abc', text_lib.LanguageModelOptions(), None)
 
 
 # --- Movie-review snippets. -------------------------------------------------------------------
@@ -405,7 +414,7 @@ def test_sst2_pipeline_on_a_tiny_builder_with_glue_features(tmp_path):
   np.testing.assert_array_equal(batch['label'], [0, 1, 0, 1])
   np.testing.assert_array_equal(batch['length'], [3, 3, 3, 3])
   assert dataset.facts.class_names == ('negative', 'positive')
-  config.eval_split = 'test'
+  config.data.eval_split = 'test'
   with pytest.raises(ValueError, match='hidden labels'):
     data.create(config)
 

@@ -38,8 +38,8 @@ def fake_series(monkeypatch):
 
 
 def config(**values):
-  base = {'dataset': 'timeseries', 'series': 'tiny', 'input_length': 3, 'horizon': 2}
-  return ml_collections.ConfigDict({**base, **values})
+  base = {'series': 'tiny', 'input_length': 3, 'horizon': 2}
+  return ml_collections.ConfigDict({'dataset': 'timeseries', 'data': {**base, **values}})
 
 
 def test_window_origins_by_hand():
@@ -129,7 +129,8 @@ def test_scaler_is_fitted_on_the_training_part_only(fake_series):
 
 
 def test_real_series_and_their_date_splits():
-  msft = data.create(ml_collections.ConfigDict({'dataset': 'timeseries', 'series': 'msft'}))
+  msft = data.create(ml_collections.ConfigDict({'dataset': 'timeseries',
+                                                'data': {'series': 'msft'}}))
   assert msft.facts.series.values.shape == (7983,)
   assert {k: v[2] for k, v in msft.facts.parts.items()} == {
       'train': 6255, 'validation': 754, 'test': 974}
@@ -234,7 +235,8 @@ def test_training_on_a_sine_beats_the_naive_forecast(monkeypatch, tmp_path):
   monkeypatch.setitem(timeseries.SERIES, 'sine', timeseries.SeriesDefaults(
       lambda: timeseries.Series('sine', dates, sine, 'units'), '2000-10-01', '2000-11-01', False))
   cfg = ml_collections.ConfigDict({
-      'seed': 0, 'dataset': 'timeseries', 'series': 'sine', 'input_length': 10, 'horizon': 5,
+      'seed': 0, 'dataset': 'timeseries',
+      'data': {'series': 'sine', 'input_length': 10, 'horizon': 5},
       'task': 'forecasting', 'model': 'lstm_forecaster', 'model_kwargs': {'hidden_size': 16},
       'batch_size': 32, 'eval_batch_size': 64, 'optimizer': 'adam', 'learning_rate': 1e-2,
       'num_train_steps': 60, 'log_every_steps': 60, 'eval_every_steps': 60,

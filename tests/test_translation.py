@@ -7,7 +7,6 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
@@ -227,9 +226,10 @@ def test_seq2seq_loss_with_integer_labels_equals_one_hot():
 # Pipelines.
 
 
-def _config(**values):
-  return ml_collections.ConfigDict({'max_source_length': 16, 'max_target_length': 16,
-                                    'vocab_min_count': 1, **values})
+def _options(cls=translation.TranslationOptions, **values):
+  """Options `cls` with short length limits and every token kept, then `values`."""
+  return cls(**{'max_source_length': 16, 'max_target_length': 16, 'vocab_min_count': 1,
+                **values})
 
 
 def test_ding_prepare_and_pipeline_on_a_hand_built_dictionary(tmp_path):
@@ -243,7 +243,8 @@ def test_ding_prepare_and_pipeline_on_a_hand_built_dictionary(tmp_path):
   assert 'nothing to do' in logs[-1]  # idempotent
   with pytest.raises(prepare_lib.PrepareError, match='33 example pairs, expected 55241'):
     prepare_lib.verify_ding(str(manual))
-  dataset = translation.create_ding(_config(data_dir=data_dir, eval_split='test'))
+  dataset = translation.create_ding(_options(translation.DingOptions, eval_split='test'),
+                                    data_dir=data_dir)
   splits = translation.split_pairs(translation.read_pairs(manual))
   assert list(dataset.facts.eval_pairs) == splits['test']
   assert len(dataset.train) == len(splits['train'])
@@ -263,8 +264,8 @@ def test_ding_prepare_and_pipeline_on_a_hand_built_dictionary(tmp_path):
 def test_length_limits_drop_long_training_pairs_only(tmp_path):
   train = [('a b c', 'x y'), ('a b c d e f', 'x'), ('a', 'x y z w v')]
   dataset = translation.translation_dataset(
-      train, [('a b c d e f g', 'x y z w v u')], _config(max_source_length=4,
-                                                         max_target_length=3))
+      train, [('a b c d e f g', 'x y z w v u')], _options(max_source_length=4,
+                                                          max_target_length=3))
   assert len(dataset.train) == 1 and dataset.facts.dropped_train == 2
   batch = dataset.eval.fetch(np.array([0]), None)
   assert batch['input_lengths'][0] == 7 and batch['target_mask'][0].sum() == 7  # never cut
@@ -272,10 +273,10 @@ def test_length_limits_drop_long_training_pairs_only(tmp_path):
 
 
 def test_tfds_pipeline_on_mock_ted_data():
-  config = _config(tfds_name='ted_hrlr_translate/pt_to_en', source_language='pt',
-                   target_language='en', data_dir='/nonexistent_tfds_dir')
+  options = _options(translation.TfdsTranslationOptions, tfds_name='ted_hrlr_translate/pt_to_en',
+                     source_language='pt', target_language='en')
   with tfds.testing.mock_data(num_examples=12):
-    dataset = translation.create_tfds(config)
+    dataset = translation.create_tfds(options, data_dir='/nonexistent_tfds_dir')
     train_pairs = translation.load_split(
         tfds.builder('ted_hrlr_translate/pt_to_en'), 'train', 'pt', 'en')
   train_tokens = {t for _, en in train_pairs for t in translation.tokenize(en)}
@@ -288,12 +289,12 @@ def test_tfds_pipeline_on_mock_ted_data():
 
 def test_missing_data_errors_name_the_fix(tmp_path):
   with pytest.raises(DatasetNotFoundError, match='python -m data.prepare ding_en_de') as error:
-    translation.create_ding(_config(data_dir=str(tmp_path)))
+    translation.create_ding(_options(translation.DingOptions), data_dir=str(tmp_path))
   assert '\n' not in str(error.value)
-  wmt = _config(tfds_name='wmt14_translate/de-en', source_language='en', target_language='de',
-                data_dir=str(tmp_path))
+  wmt = _options(translation.TfdsTranslationOptions, tfds_name='wmt14_translate/de-en',
+                 source_language='en', target_language='de')
   with pytest.raises(DatasetNotFoundError, match='tfds build wmt14_translate/de-en') as error:
-    translation.create_tfds(wmt)
+    translation.create_tfds(wmt, data_dir=str(tmp_path))
   assert '\n' not in str(error.value)
   assert prepare_lib.main(['ding_en_de', f'--data_dir={tmp_path}', '--no_fetch']) == 1
 

@@ -335,7 +335,7 @@ def test_attention_command_with_a_fresh_model(tmp_path, capsys):
       'def get_config():\n'
       '  config = addition_seq2seq.get_config()\n'
       "  config.model, config.model_kwargs = 'seq2seq_tiny', {}\n"
-      '  config.train_size, config.test_size = 100, 10\n'
+      '  config.data.train_size, config.data.test_size = 100, 10\n'
       '  return config\n')
   out = tmp_path / 'attention.png'
   code, stdout, err = run_main(capsys, 'attention', f'--config={tmp_path / "tiny_addition.py"}',

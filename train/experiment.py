@@ -420,7 +420,8 @@ def restore(workdir: str, step: int | None = None, *, fresh_if_none: bool = Fals
 
   Read-only: nothing in the workdir changes (a damaged checkpoint is reported, not moved).
   `config` replaces the saved config (the checkpoint must fit its model); `config_overrides`
-  change keys of the config first (e.g. `{'eval_split': 'validation'}`).
+  change keys of the config first (a nested dict updates a section:
+  `{'data': {'eval_split': 'validation'}}`).
   With `fresh_if_none`, a workdir without checkpoints gives the freshly initialised model
   (`Run.step` None); otherwise that is an error.
 

@@ -127,7 +127,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   eval_batch_size = experiment.eval_batch_size
   platform.check_batch_size(config.batch_size)
   platform.check_batch_size(eval_batch_size, 'eval_batch_size')
-  pipeline.steps_per_epoch(len(dataset.train), config.batch_size)
+  if config.batch_size > len(dataset.train):
+    raise ValueError(f'batch_size {config.batch_size} is larger than the training split '
+                     f'({len(dataset.train)} examples); use --config.batch_size='
+                     f'{len(dataset.train)} or less.')
 
   mesh = platform.make_mesh()
   schedule = optim.create_schedule(config)

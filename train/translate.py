@@ -42,7 +42,7 @@ def translate(workdir: str, split: str = 'test', beam_size: int = 4, alpha: floa
   from data import translation
   from train import experiment
 
-  run = experiment.restore(workdir, config_overrides={'eval_split': split})
+  run = experiment.restore(workdir, config_overrides={'data': {'eval_split': split}})
   dataset, model, step = run.dataset, run.model, run.step
   if not isinstance(dataset.facts, translation.TranslationFacts):
     raise ValueError(f'{workdir} is not a translation run (its dataset has no target vocabulary).')
