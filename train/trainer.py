@@ -28,6 +28,7 @@ from train import checkpoint as checkpoint_lib
 from train import optim
 from train import platform
 from train import tasks as tasks_lib
+from train import workdir as workdir_lib
 from train.metrics_writer import MetricWriter, Progress
 
 log = logging.getLogger(__name__)
@@ -262,14 +263,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   validate_config(config)
   dtype = compute_dtype(config.get('compute_dtype', 'float32'))
   is_main = jax.process_index() == 0
+  workdir_lib.prepare(workdir)
+  workdir_lib.claim(workdir)  # before any work: a second run on this workdir stops here
   try:
-    os.makedirs(workdir, exist_ok=True)
     check_resume_config(config, workdir)
     if is_main:
       _save_config(config, workdir)
   except OSError as error:
-    raise OSError(f'cannot write to workdir {workdir} ({error.strerror or error}); choose a '
-                  'writable --workdir with free space.') from None
+    raise OSError(f'cannot write to workdir {workdir}: {workdir_lib.describe_os_error(error)}'
+                  ) from None
 
   dataset = data_lib.create(config)
   task = tasks_lib.create(config.get('task', 'classification'), **(config.get('task_kwargs', None) or {}))
@@ -300,7 +302,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if start_step:
       print(f'Resuming from checkpoint at step {start_step}.', flush=True)
 
-  writer = MetricWriter(workdir, enabled=is_main)
+  writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)  # drops rows > start
   progress = Progress(total_steps, config.batch_size, start_step, enabled=is_main)
   train_iter = pipeline.prefetch(pipeline.train_batches(
       dataset.train, config.batch_size, config.seed, start_step,
@@ -390,5 +392,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   finally:
     writer.close()
     checkpointer.close()
+    workdir_lib.release(workdir)
   final['step'] = max(step, start_step)
   return final
