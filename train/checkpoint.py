@@ -97,7 +97,7 @@ class Checkpointer:
         if saved_step is not None and int(saved_step) != step:
           raise ValueError(f'it holds the state of step {int(saved_step)}')
       except Exception as error:  # orbax raises many types for unreadable or mismatched files
-        reason = ' '.join(str(error).split())[:300] or type(error).__name__
+        reason = f'{type(error).__name__}: {" ".join(str(error).split())[:300]}'
         moved = self._move_aside(os.path.join(self.directory, str(step)))
         with _orbax_errors_silenced():
           self._manager.reload()
