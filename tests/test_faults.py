@@ -147,6 +147,27 @@ def test_damaged_checkpoints_cost_only_themselves(tmp_path, reference):
   assert eval_rows(workdir) == eval_rows(reference)
 
 
+def test_a_checkpoint_of_other_shapes_is_refused_and_left_in_place(tmp_path, reference):
+  """Intact checkpoints of another model are no damage: nothing is moved aside."""
+  import jax
+  import numpy as np
+  from train import checkpoint
+  workdir = copy_of(reference, tmp_path)
+  step, state = final_state(workdir)
+  wider = dict(state, params=jax.tree.map(lambda x: np.zeros(x.shape + (2,), x.dtype),
+                                          state['params']))
+  checkpointer = checkpoint.Checkpointer(workdir)
+  with pytest.raises(checkpoint.CheckpointError, match=r'checkpoints/300 holds arrays of other '
+                     r'shapes .* expected float32\[3, 3, 1, 32, 2\]\); it was left in place'):
+    checkpointer.restore(wider)
+  assert not os.path.exists(os.path.join(workdir, 'damaged_checkpoints'))
+  restored, restored_step = checkpointer.restore(state)
+  checkpointer.close()
+  assert restored_step == step == STEPS
+  for x, y in zip(jax.tree.leaves(restored), jax.tree.leaves(state)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 def test_a_workdir_with_no_intact_checkpoint_is_refused_on_every_run(tmp_path, reference):
   workdir = copy_of(reference, tmp_path)
   for step in CHECKPOINTS:

@@ -8,12 +8,14 @@ the reason, moved to `workdir/damaged_checkpoints/`, and the next older one is t
 checkpoints are moved: the manager is fixed to one unnamed item at construction, so a damaged step
 directory cannot change how the others are read.
 
-A workdir that held checkpoints (it has `damaged_checkpoints/`) but has no intact one left is
-refused rather than trained again from step 0.
+A checkpoint whose recorded array shapes differ from the state being restored is intact but of
+another model: CheckpointError, and nothing is moved. A workdir that held checkpoints (it has
+`damaged_checkpoints/`) but has no intact one left is refused rather than trained again from step 0.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -90,6 +92,12 @@ class Checkpointer:
     failures = [f'{path}: not a directory' for path in self._move_aside_stray_files()]
     for step in reversed(self.all_steps()):
       path = os.path.join(self.directory, str(step))
+      mismatch = self._mismatch(step, abstract)
+      if mismatch:  # intact, but of another model: not damage, so nothing is moved
+        raise CheckpointError(
+            f'checkpoint {path} holds arrays of other shapes than this config builds ({mismatch}); '
+            'it was left in place. Resume with the config it was trained with, or use a new '
+            '--workdir.')
       try:
         with _orbax_errors_silenced():
           state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
@@ -113,6 +121,25 @@ class Checkpointer:
           + '; to start over from step 0 use a new --workdir, or move '
           f'{self.directory} and {self.damaged_directory} out of the workdir.')
     return None
+
+  def _mismatch(self, step: int, abstract: Any) -> str | None:
+    """How the arrays recorded in checkpoint `step` differ from `abstract`'s, if its metadata is
+    readable and they do; None otherwise (a damaged checkpoint then fails to restore)."""
+    try:
+      with _orbax_errors_silenced():
+        metadata = self._manager.item_metadata(step)
+      have = sorted((tuple(m.shape), str(m.dtype)) for m in jax.tree.leaves(metadata)
+                    if hasattr(m, 'shape') and hasattr(m, 'dtype'))
+    except Exception:  # unreadable metadata is damage, reported by the restore
+      return None
+    want = sorted((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(abstract))
+    if not have or have == want:
+      return None
+    extra = sorted((collections.Counter(have) - collections.Counter(want)).elements())
+    missing = sorted((collections.Counter(want) - collections.Counter(have)).elements())
+    example = ', '.join([f'saved {_shape(extra[0])}'] * bool(extra) +
+                        [f'expected {_shape(missing[0])}'] * bool(missing))
+    return f'{len(have)} arrays saved, {len(want)} expected; e.g. {example}'
 
   def _move_aside_stray_files(self) -> list[str]:
     """Moves files named like a step (orbax lists only directories) out of the way of new saves."""
@@ -146,6 +173,10 @@ class Checkpointer:
 
 
 DAMAGED = 'damaged_checkpoints'
+
+
+def _shape(array: tuple[tuple[int, ...], str]) -> str:
+  return f'{array[1]}{list(array[0])}'
 
 
 def _has_entries(directory: str) -> bool:
