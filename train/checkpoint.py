@@ -106,6 +106,9 @@ class Checkpointer:
           raise ValueError(f'it holds the state of step {int(saved_step)}')
       except Exception as error:  # orbax raises many types for unreadable or mismatched files
         reason = f'{type(error).__name__}: {" ".join(str(error).split())[:300]}'
+        if isinstance(error, MemoryError) or 'RESOURCE_EXHAUSTED' in reason:  # not the files
+          raise CheckpointError(f'cannot restore checkpoint {path}: out of memory '
+                                f'({reason[:200]}); it was left in place.') from None
         moved = self._move_aside(os.path.join(self.directory, str(step)))
         with _orbax_errors_silenced():
           self._manager.reload()

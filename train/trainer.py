@@ -262,9 +262,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """
   validate_config(config)
   dtype = compute_dtype(config.get('compute_dtype', 'float32'))
-  is_main = jax.process_index() == 0
   workdir_lib.prepare(workdir)
   workdir_lib.claim(workdir)  # before any work: a second run on this workdir stops here
+  is_main = jax.process_index() == 0
   try:
     check_resume_config(config, workdir)
     if is_main:

@@ -149,8 +149,11 @@ def claim(workdir: str) -> None:
   process raises if it could not; call it on all processes.
   """
   import jax
-  refused = _try_lock(workdir) if jax.process_index() == 0 else None
-  if jax.process_count() > 1:
+  # A single process takes the lock before JAX starts its backend (which on a GPU would claim
+  # memory that the holder is using).
+  several = jax.distributed.is_initialized() and jax.process_count() > 1
+  refused = _try_lock(workdir) if not several or jax.process_index() == 0 else None
+  if several:
     import numpy as np
     from jax.experimental import multihost_utils
     busy = bool(multihost_utils.broadcast_one_to_all(np.array(refused is not None)))
