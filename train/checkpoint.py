@@ -1,12 +1,22 @@
 """Orbax checkpoints of the train state, kept in `workdir/checkpoints/<step>`.
 
-Orbax writes each checkpoint to a temporary directory and renames it only once complete, so a kill
-mid-save never leaves a checkpoint that looks finished. Restoring tries the newest checkpoint first
-and falls back to older ones if it cannot be read, reporting the damaged path.
+Orbax writes each checkpoint to a temporary directory (`<step>.orbax-checkpoint-tmp-*`) and renames
+it only once complete, so a kill mid-save never leaves a checkpoint that looks finished; such
+leftovers are ignored when listing steps and deleted when the next run opens the directory. Restoring tries the checkpoints newest first; one that
+cannot be restored (damaged, deleted in part, not a checkpoint at all) is reported with its path and
+the reason, moved to `workdir/damaged_checkpoints/`, and the next older one is tried. Only damaged
+checkpoints are moved: the manager is fixed to one unnamed item at construction, so a damaged step
+directory cannot change how the others are read.
+
+A checkpoint whose recorded array shapes differ from the state being restored is intact but of
+another model: CheckpointError, and nothing is moved. A workdir that held checkpoints (it has
+`damaged_checkpoints/`) but has no intact one left is refused rather than trained again from step 0.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import os
 import shutil
@@ -18,7 +28,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-log = logging.getLogger(__name__)
+from train import workdir as workdir_lib
 
 
 class CheckpointError(RuntimeError):
@@ -35,10 +45,17 @@ class Checkpointer:
 
   def __init__(self, workdir: str, keep: int = 3):
     self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
-    self._manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                             enable_async_checkpointing=False))
+    self.damaged_directory = os.path.join(os.path.dirname(self.directory), DAMAGED)
+    # One unnamed item, fixed now. Without `item_handlers` orbax decides between one item and
+    # several from the first step directory it restores and keeps that decision: a damaged step
+    # without its `default/` item made it read every later step as a multi-item checkpoint, so
+    # every intact checkpoint failed to restore too.
+    with _orbax_errors_silenced():  # it reads each step's metadata; restore reports damage
+      self._manager = ocp.CheckpointManager(
+          self.directory, item_handlers=ocp.StandardCheckpointHandler(),
+          options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                               enable_async_checkpointing=False,
+                                               cleanup_tmp_directories=True))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -59,67 +76,131 @@ class Checkpointer:
       except Exception as error:  # orbax wraps OS errors in ValueError and others
         held.discard = True
         raise OSError(f'cannot write checkpoint {step} in {self.directory}: '
-                      f'{_write_failure(error)}; free some disk space or use another '
-                      '--workdir') from None
+                      f'{workdir_lib.describe_os_error(error)}') from None
 
   def restore(self, target: Any) -> tuple[Any, int] | None:
-    """Restores the newest readable checkpoint into the structure, shapes and shardings of `target`.
+    """Restores the newest intact checkpoint into the structure, shapes and shardings of `target`.
 
-    Returns (state, step), or None if the workdir has no checkpoint. A checkpoint that cannot be
-    read (truncated or corrupted files) is reported with its path, moved aside to
-    `workdir/damaged_checkpoints/`, and the next older one is tried; if none can be read, raises
-    CheckpointError.
+    Returns (state, step), or None if the workdir never held a checkpoint. Every checkpoint newer
+    than the one restored that cannot be read is reported on stderr (path and reason) and moved
+    aside to `workdir/damaged_checkpoints/`; so is a file in `checkpoints/` named like a step.
+    Raises CheckpointError if the workdir held checkpoints but none is intact.
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    failures = []
+    with _orbax_errors_silenced():  # the one warning per damaged checkpoint says it all
+      self._manager.reload()
+    failures = [f'{path}: not a directory' for path in self._move_aside_stray_files()]
     for step in reversed(self.all_steps()):
+      path = os.path.join(self.directory, str(step))
+      mismatch = self._mismatch(step, abstract)
+      if mismatch:  # intact, but of another model: not damage, so nothing is moved
+        raise CheckpointError(
+            f'checkpoint {path} holds arrays of other shapes than this config builds ({mismatch}); '
+            'it was left in place. Resume with the config it was trained with, or use a new '
+            '--workdir.')
       try:
-        state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        with _orbax_errors_silenced():
+          state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        saved_step = getattr(state, 'step', None)
+        if saved_step is not None and int(saved_step) != step:
+          raise ValueError(f'it holds the state of step {int(saved_step)}')
       except Exception as error:  # orbax raises many types for unreadable or mismatched files
-        path = os.path.join(self.directory, str(step))
-        reason = ' '.join(str(error).split())[:300] or type(error).__name__
-        moved = self._move_aside(step)
-        message = (f'Checkpoint {path} cannot be restored ({reason}); moved it to {moved} and '
-                   'trying the previous one.')
-        log.warning(message)
-        if jax.process_index() == 0:
-          print(f'warning: {message}', file=sys.stderr, flush=True)
-        failures.append(f'{path}: {reason}')
+        reason = f'{type(error).__name__}: {" ".join(str(error).split())[:300]}'
+        if isinstance(error, MemoryError) or 'RESOURCE_EXHAUSTED' in reason:  # not the files
+          raise CheckpointError(f'cannot restore checkpoint {path}: out of memory '
+                                f'({reason[:200]}); it was left in place.') from None
+        moved = self._move_aside(os.path.join(self.directory, str(step)))
+        with _orbax_errors_silenced():
+          self._manager.reload()
+        _warn(f'checkpoint {path} cannot be restored ({reason}); moved it to {moved}.')
+        failures.append(f'{path}: {reason[:120]}')
         continue
       return state, step
-    if failures:
+    if failures or _has_entries(self.damaged_directory):
       raise CheckpointError(
-          f'No checkpoint in {self.directory} could be restored ({"; ".join(failures)}). '
-          'The damaged ones were moved aside; run again to start afresh, or restore them.')
+          f'no intact checkpoint in {self.directory}'
+          + (f' ({len(failures)} damaged, moved to {self.damaged_directory})' if failures else
+             f' (earlier damaged ones are in {self.damaged_directory})')
+          + '; to start over from step 0 use a new --workdir, or move '
+          f'{self.directory} and {self.damaged_directory} out of the workdir.')
     return None
 
-  def _move_aside(self, step: int) -> str:
+  def _mismatch(self, step: int, abstract: Any) -> str | None:
+    """How the arrays recorded in checkpoint `step` differ from `abstract`'s, if its metadata is
+    readable and they do; None otherwise (a damaged checkpoint then fails to restore)."""
+    try:
+      with _orbax_errors_silenced():
+        metadata = self._manager.item_metadata(step)
+      have = sorted((tuple(m.shape), str(m.dtype)) for m in jax.tree.leaves(metadata)
+                    if hasattr(m, 'shape') and hasattr(m, 'dtype'))
+    except Exception:  # unreadable metadata is damage, reported by the restore
+      return None
+    want = sorted((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(abstract))
+    if not have or have == want:
+      return None
+    extra = sorted((collections.Counter(have) - collections.Counter(want)).elements())
+    missing = sorted((collections.Counter(want) - collections.Counter(have)).elements())
+    example = ', '.join([f'saved {_shape(extra[0])}'] * bool(extra) +
+                        [f'expected {_shape(missing[0])}'] * bool(missing))
+    return f'{len(have)} arrays saved, {len(want)} expected; e.g. {example}'
+
+  def _move_aside_stray_files(self) -> list[str]:
+    """Moves files named like a step (orbax lists only directories) out of the way of new saves."""
+    if not os.path.isdir(self.directory):
+      return []
+    strays = [os.path.join(self.directory, name) for name in sorted(os.listdir(self.directory))
+              if name.isdigit() and not os.path.isdir(os.path.join(self.directory, name))]
+    for path in strays:
+      moved = self._move_aside(path)
+      _warn(f'checkpoint {path} is not a checkpoint directory; moved it to {moved}.')
+    return strays
+
+  def _move_aside(self, path: str) -> str:
     """Moves a damaged checkpoint out of orbax's sight, so new saves of that step are possible."""
-    target_dir = os.path.join(os.path.dirname(self.directory), 'damaged_checkpoints')
-    target = os.path.join(target_dir, f'{step}-{int(time.time())}')
+    name = f'{os.path.basename(path)}-{time.strftime("%Y%m%d-%H%M%S")}'
+    target = os.path.join(self.damaged_directory, name)
+    suffix = 1
+    while os.path.lexists(target):
+      target = os.path.join(self.damaged_directory, f'{name}-{suffix}')
+      suffix += 1
     if jax.process_index() == 0:
-      os.makedirs(target_dir, exist_ok=True)
-      shutil.move(os.path.join(self.directory, str(step)), target)
+      os.makedirs(self.damaged_directory, exist_ok=True)
+      shutil.move(path, target)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
-      multihost_utils.sync_global_devices(f'move_aside_{step}')
-    self._manager.reload()
+      multihost_utils.sync_global_devices(f'move_aside_{os.path.basename(path)}')
     return target
 
   def close(self) -> None:
     self._manager.close()
 
 
-_WRITE_FAILURES = ('No space left on device', 'File too large', 'Disk quota exceeded',
-                   'Permission denied', 'Read-only file system')
+DAMAGED = 'damaged_checkpoints'
 
 
-def _write_failure(error: Exception) -> str:
-  text = ' '.join(str(error).split())
-  for reason in _WRITE_FAILURES:
-    if reason in text:
-      return reason
-  return text[:200] or type(error).__name__
+def _shape(array: tuple[tuple[int, ...], str]) -> str:
+  return f'{array[1]}{list(array[0])}'
+
+
+def _has_entries(directory: str) -> bool:
+  return os.path.isdir(directory) and bool(os.listdir(directory))
+
+
+@contextlib.contextmanager
+def _orbax_errors_silenced():
+  """Holds back orbax's own log lines (it logs through absl) about unreadable metadata files."""
+  logger = logging.getLogger('absl')
+  level = logger.level
+  logger.setLevel(logging.CRITICAL)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
+def _warn(message: str) -> None:
+  if jax.process_index() == 0:
+    print(f'warning: {message}', file=sys.stderr, flush=True)
 
 
 class _stderr_held_back:

@@ -23,6 +23,7 @@ from train import checkpoint as checkpoint_lib
 from train import experiment as experiment_lib
 from train import optim
 from train import platform
+from train import workdir as workdir_lib
 from train.metrics_writer import MetricWriter, Progress
 
 log = logging.getLogger(__name__)
@@ -112,15 +113,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   Returns the final metrics (`eval_*` and the last logged `train_*`), plus `step`.
   """
   validate_config(config)
+  workdir_lib.prepare(workdir)
+  workdir_lib.claim(workdir)  # before any work: a second run on this workdir stops here
+  try:
+    return _train(config, workdir, should_stop, eval_hooks)
+  finally:
+    workdir_lib.release(workdir)
+
+
+def _train(config, workdir: str, should_stop, eval_hooks) -> dict[str, Any]:
+  """`train_and_evaluate` on a workdir this process owns."""
   is_main = jax.process_index() == 0
   try:
-    os.makedirs(workdir, exist_ok=True)
     check_resume_config(config, workdir)
     if is_main:
       _save_config(config, workdir)
   except OSError as error:
-    raise OSError(f'cannot write to workdir {workdir} ({error.strerror or error}); choose a '
-                  'writable --workdir with free space.') from None
+    raise OSError(f'cannot write to workdir {workdir}: {workdir_lib.describe_os_error(error)}'
+                  ) from None
 
   experiment = experiment_lib.build(config)
   dataset = experiment.dataset
@@ -153,7 +163,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if start_step:
       print(f'Resuming from checkpoint at step {start_step}.', flush=True)
 
-  writer = MetricWriter(workdir, enabled=is_main)
+  writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)  # drops rows > start
   progress = Progress(total_steps, config.batch_size, start_step, enabled=is_main)
   train_iter = pipeline.prefetch(pipeline.train_batches(
       dataset.train, config.batch_size, config.seed, start_step,
