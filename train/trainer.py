@@ -25,19 +25,13 @@ import data as data_lib
 import models
 from data import pipeline
 from train import checkpoint as checkpoint_lib
+from train import config_checks
 from train import optim
 from train import platform
 from train import tasks as tasks_lib
 from train.metrics_writer import MetricWriter, Progress
 
 log = logging.getLogger(__name__)
-
-# Keys every experiment config has (../shared/DESIGN.md), with the type each must have.
-REQUIRED_KEYS = {
-    'seed': int, 'batch_size': int, 'num_train_steps': int, 'learning_rate': float,
-    'eval_every_steps': int, 'checkpoint_every_steps': int, 'model': str, 'dataset': str,
-}
-
 
 class TrainState(struct.PyTreeNode):
   """Everything a train step reads and writes.
@@ -57,23 +51,6 @@ class TrainState(struct.PyTreeNode):
   rng: jax.Array
   apply_fn: Callable = struct.field(pytree_node=False)
   tx: optax.GradientTransformation = struct.field(pytree_node=False)
-
-
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first missing or ill-typed key."""
-  for key, kind in REQUIRED_KEYS.items():
-    if key not in config:
-      raise ValueError(f"Config has no '{key}'; every experiment config must set it.")
-    value = config[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-      value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
-      raise ValueError(f"Config key '{key}' must be {kind.__name__}, got {value!r}.")
-  for key in ('batch_size', 'num_train_steps', 'eval_every_steps', 'checkpoint_every_steps'):
-    if config[key] <= 0:
-      raise ValueError(f"Config key '{key}' must be positive, got {config[key]}.")
-  if config.learning_rate <= 0:
-    raise ValueError(f'learning_rate must be positive, got {config.learning_rate}.')
 
 
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
@@ -217,8 +194,7 @@ def check_resume_config(config, workdir: str) -> None:
   if not (os.path.exists(path) and os.path.isdir(os.path.join(workdir, 'checkpoints'))
           and os.listdir(os.path.join(workdir, 'checkpoints'))):
     return
-  with open(path) as f:
-    saved = json.load(f)
+  saved = config_checks.read_workdir_config(workdir).to_dict()
   current = json.loads(config.to_json_best_effort())
   for key in RESUME_MUST_MATCH:
     before, now = saved.get(key), current.get(key)
@@ -259,7 +235,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   saves a checkpoint at the current step and returns early with `preempted` set.
   Returns the final metrics (`eval_*` and the last logged `train_*`), plus `step`.
   """
-  validate_config(config)
+  config_checks.validate_config(config)
   dtype = compute_dtype(config.get('compute_dtype', 'float32'))
   is_main = jax.process_index() == 0
   try:
