@@ -79,6 +79,20 @@ def watch_signals(callback: Callable[[int], None],
   return stop
 
 
+def _quiet_interrupt(kind, value, traceback):
+  if issubclass(kind, KeyboardInterrupt):
+    exit_now(130)
+  sys.__excepthook__(kind, value, traceback)
+
+
+# Run as a command (`python -m train.NAME`): Ctrl-C while the command is still importing its
+# libraries, before `run` handles it, also ends it quietly with 130 instead of a traceback.
+_AS_COMMAND = (getattr(getattr(sys.modules.get('__main__'), '__spec__', None), 'name', '')
+               or '').startswith('train.')
+if _AS_COMMAND:
+  sys.excepthook = _quiet_interrupt
+
+
 def check_platform() -> None:
   """Initialises JAX's backend; RuntimeError saying how to fix it if the platform asked for is
   not available here (e.g. JAX_PLATFORMS=cuda on a machine without a GPU or jax[cuda12])."""
@@ -130,6 +144,8 @@ def run(command: Callable[[], object]) -> int:
       warnings.filterwarnings('error', message=r'Image size \(\d+ pixels\) exceeds limit')
       return _run(command)
   except KeyboardInterrupt:
+    if _AS_COMMAND:  # at once: shutting the interpreter down mid-computation can crash XLA
+      exit_now(130)
     return 130
   finally:
     if stop_watching is not None:

@@ -32,7 +32,7 @@ import threading
 from train import cli
 
 
-class _Stopper:
+class Stopper:
   """What SIGTERM and Ctrl-C do, decided on a helper thread as soon as they arrive.
 
   Until the trainer first asks `should_stop()` (after its first step) nothing has been trained,
@@ -44,6 +44,7 @@ class _Stopper:
   def __init__(self):
     self.requested = threading.Event()
     self.training = threading.Event()
+    self.installed = False
 
   def should_stop(self) -> bool:
     self.training.set()
@@ -53,8 +54,8 @@ class _Stopper:
     interrupt = signum == signal.SIGINT
     if not self.training.is_set():
       cli.exit_now(130 if interrupt else 0,
-                   f'\n{signal.Signals(signum).name} received: interrupted before training '
-                   'started; nothing to save.')
+                   f'\n{signal.Signals(signum).name} received before training started: nothing '
+                   'to save; stopped.')
     if self.requested.is_set():
       if interrupt:
         cli.exit_now(130)
@@ -63,8 +64,6 @@ class _Stopper:
           file=sys.stderr, flush=True)
     self.requested.set()
 
-  installed = False
-
   def install(self) -> None:
     self.installed = True
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -72,7 +71,7 @@ class _Stopper:
     cli.watch_signals(self.on_signal)
 
 
-_STOPPER = _Stopper()
+_STOPPER = Stopper()
 if __name__ == '__main__':  # at once: loading the config below imports jax, which takes seconds
   _STOPPER.install()
 
