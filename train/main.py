@@ -84,8 +84,9 @@ import configs  # pylint: disable=g-import-not-at-top
 _CONFIG_DIR = os.path.dirname(configs.__file__)
 _DEFAULT_CONFIG = os.path.join(_CONFIG_DIR, 'default.py')
 
+
 class _CommandLineError(Exception):
-  pass
+  """A problem with the command line: one line on stderr, exit code 2."""
 
 
 def _config_path(argv: list[str]) -> str:
@@ -102,7 +103,7 @@ def _known_configs() -> list[str]:
                 if not os.path.basename(p).startswith(('_', 'common')))
 
 
-def load_config_file(spec: str):
+def _load_config_file(spec: str):
   """Loads `PATH[:variant]` the way `--config` does; returns `get_config([variant])`.
 
   Raises _CommandLineError with one line for what a user can get wrong: a missing file or a
@@ -167,7 +168,7 @@ def _model_kwargs_hint(argv: list[str], key: str) -> str:
   if not any(a.startswith(f'--config.model_kwargs.{key}') for a in argv):
     return ''
   try:
-    config = load_config_file(_config_path(argv))
+    config = _load_config_file(_config_path(argv))
   except _CommandLineError:
     return ''
   keys = sorted(config.get('model_kwargs', None) or {})
@@ -192,7 +193,7 @@ def _explain_flag_error(error: Exception, argv: list[str]) -> str:
 
 if __name__ == '__main__':  # a bad --config file or variant: one line before config_flags loads it
   try:
-    load_config_file(_config_path(sys.argv))
+    _load_config_file(_config_path(sys.argv))
   except _CommandLineError as _error:
     print(f'error: {_error}', file=sys.stderr)
     sys.exit(2)
@@ -219,8 +220,7 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process index, 0..n
 
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with every failure turned into one line on stderr and exit code 2."""
-  try:
-    load_config_file(_config_path(argv))
+  try:  # the --config file itself was checked when this module was loaded
     try:
       remaining = flags.FLAGS(argv)
       _CONFIG.value  # the file is loaded and --config.* overrides applied on first access
