@@ -40,6 +40,8 @@ import flax.linen as nn
 from absl import app
 from absl import flags
 
+from train import cli  # run as the command, a Ctrl-C from here on exits 130 quietly
+
 _MODEL = flags.DEFINE_string('model', 'convnet', "A key of BENCHMARKS, or 'all'.")
 _BATCH = flags.DEFINE_integer('batch_size', None, 'Override the benchmark batch size.')
 _REPEATS = flags.DEFINE_integer('repeats', 7, 'Timed repetitions (median reported).')
@@ -443,8 +445,8 @@ def main(argv: list[str]) -> int:
 def _main_or_130(argv: list[str]) -> int:
   try:
     return main(argv)
-  except KeyboardInterrupt:  # Ctrl-C: quietly
-    return 130
+  except KeyboardInterrupt:  # Ctrl-C: quietly, and at once (shutting down mid-step can crash XLA)
+    cli.exit_now(130)
 
 
 if __name__ == '__main__':
