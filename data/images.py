@@ -44,7 +44,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from data.pipeline import ArraySource, Batch, ClassificationFacts, Dataset
+from data.pipeline import ArraySource, Batch, ClassificationFacts, Dataset, read_records
 
 # Per-channel statistics of the training splits, pixels scaled to [0, 1].
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
@@ -164,10 +164,7 @@ def load_arrays(source, chunk: int = 4096) -> dict[str, np.ndarray]:
   images, labels = [], []
   for start in range(0, len(source), chunk):
     keys = list(range(start, min(start + chunk, len(source))))
-    try:
-      examples = source.__getitems__(keys)  # one batched read: ~4x faster than source[k]
-    except (AttributeError, TypeError):  # no __getitems__, or tfds.testing.mock_data's broken one
-      examples = [source[k] for k in keys]
+    examples = read_records(source, keys)  # one batched read: ~4x faster than source[k]
     images.extend(np.asarray(e['image']) for e in examples)
     labels.extend(int(e['label']) for e in examples)
   if not images:
@@ -284,7 +281,7 @@ class ThreadedExampleSource:
 
   def _one(self, index: int, seed: int | None) -> Batch:
     rng = None if seed is None else np.random.default_rng(seed)
-    return self.example_fn(self.store[int(index)], rng)
+    return self.example_fn(read_records(self.store, [int(index)])[0], rng)
 
   def fetch(self, indices: np.ndarray, rng: np.random.Generator | None) -> Batch:
     indices = np.asarray(indices)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import queue
 import threading
 from typing import Any, Callable, Iterator, Mapping, Protocol
@@ -69,6 +70,51 @@ class ArraySource:
     if self.transform is not None:
       batch = self.transform(batch)
     return batch
+
+
+class DamagedShardError(OSError):
+  """A file of a prepared dataset is truncated or garbled; the message names it and the fix."""
+
+
+def read_records(store: Any, keys: list[int]) -> list[dict]:
+  """`[store[k] for k in keys]`, in one batched read where `store` has one (tfds sources do).
+
+  Raises:
+    DamagedShardError: an array_record file behind `store` is damaged (truncated, garbled).
+  """
+  try:
+    try:
+      return list(store.__getitems__(keys))
+    except (AttributeError, TypeError):  # no __getitems__, or tfds.testing.mock_data's broken one
+      return [store[k] for k in keys]
+  except RuntimeError as error:
+    if 'Riegeli' not in str(error) and 'array_record' not in str(error).lower():
+      raise
+    raise DamagedShardError(_damaged_message(store, keys, error)) from None
+
+
+def _damaged_message(store: Any, keys: list[int], error: Exception) -> str:
+  """Names the damaged file of a tfds data source (the shard holding `keys[0]`) and the fix."""
+  import importlib
+  reason = ' '.join(str(error).split())[:200]
+  info, split = getattr(store, 'dataset_info', None), getattr(store, 'split', None)
+  if info is None or split is None:
+    return f'a file of the dataset is damaged ({reason}); prepare the dataset again'
+  path, first = None, 0
+  for instruction in info.splits[split].file_instructions:
+    path = instruction.filename
+    first += instruction.take
+    if keys and keys[0] < first:
+      break
+  directory = str(info.data_dir)
+  root = os.path.dirname(os.path.dirname(directory.rstrip('/')))  # above NAME/VERSION
+  command = f'tfds build {info.name} --file_format=array_record'
+  for module in ('data.fashion_mnist', 'data.movie_reviews', 'data.shakespeare', 'data.translation'):
+    module = importlib.import_module(module)
+    if getattr(module, 'NAME', None) == info.name:
+      command = module.PREPARE_COMMAND
+  return (f'dataset file {path} is damaged ({reason}); delete {directory} and re-run '
+          f'`{command} --data_dir={root}`')
 
 
 class TokenVocabulary(Protocol):

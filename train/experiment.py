@@ -21,7 +21,6 @@ benchmark) are built from these pieces; train/checkpoint.py is the one module th
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Callable, Iterator
 
@@ -37,6 +36,7 @@ import data as data_lib
 import models
 from data import pipeline
 from train import checkpoint as checkpoint_lib
+from train import config_checks
 from train import optim
 from train import platform
 from train import tasks as tasks_lib
@@ -280,7 +280,7 @@ def evaluate(task: tasks_lib.Task, eval_step, state, source, batch_size: int,
   return task.finalize(sum_host(sums))
 
 
-# Reading configs and workdirs.
+# Reading config files and workdirs.
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -303,27 +303,6 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   if not callable(getattr(module, 'get_config', None)):
     raise ValueError(f'config file {path} has no get_config() function')
   return module.get_config(variant) if variant else module.get_config()
-
-
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-  """The resolved config a training run saved as `workdir/config.json`.
-
-  Raises:
-    FileNotFoundError: the workdir or its config.json does not exist.
-    ValueError: config.json is not valid JSON (a damaged file).
-  """
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.isdir(workdir):
-    raise FileNotFoundError(f'workdir {workdir} does not exist')
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'{workdir} has no config.json (is it a training workdir?)')
-  try:
-    with open(path) as f:
-      return ml_collections.ConfigDict(json.load(f))
-  except (json.JSONDecodeError, UnicodeDecodeError) as error:
-    raise ValueError(f'{path} is damaged ({error}); restore it from a copy, or re-create it by '
-                     'running the original config once on this workdir (train.main --config=... '
-                     '--workdir=...)') from None
 
 
 @dataclasses.dataclass
@@ -430,10 +409,10 @@ def restore(workdir: str, step: int | None = None, *, fresh_if_none: bool = Fals
     ValueError: a damaged config.json; `step` is not a checkpoint of the workdir.
     checkpoint.CheckpointError: the checkpoint cannot be read.
   """
-  if config is None:
-    config = read_config(workdir)
-  elif not os.path.isdir(workdir):
+  if not os.path.isdir(workdir):
     raise FileNotFoundError(f'workdir {workdir} does not exist')
+  if config is None:
+    config = config_checks.read_workdir_config(workdir)
   if config_overrides:
     with config.unlocked():
       config.update(config_overrides)

@@ -4,7 +4,10 @@ Any config key can be overridden: `--config.num_train_steps=100 --config.model_k
 Re-running with the same --workdir resumes from its newest checkpoint. With no flags at all, trains
 the default experiment (configs/default.py) in a fresh directory under workdirs/.
 
-SIGTERM or Ctrl-C saves a checkpoint at the current step and exits 0; the same command resumes.
+SIGTERM or Ctrl-C during training saves a checkpoint at the end of the current step and exits 0;
+the same command resumes. Before training has started (flag parsing, data loading, compilation)
+they end the run at once, exit code 130 for Ctrl-C and 0 for SIGTERM: nothing has been trained
+since the restored checkpoint. A second Ctrl-C exits at once, quietly, with code 130.
 Every error in flags, configs, data or the run itself is one line `error: ...` and exit code 1
 (2 for command-line errors).
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import glob
+import inspect
 import logging
 import os
 import re
@@ -25,17 +29,64 @@ import signal
 import sys
 import threading
 
-from absl import app
-from absl import flags
-from ml_collections import config_flags
+from train import cli
 
-import configs
+
+class Stopper:
+  """What SIGTERM and Ctrl-C do, decided on a helper thread as soon as they arrive.
+
+  Until the trainer first asks `should_stop()` (after its first step) nothing has been trained,
+  so a signal ends the process at once, even inside an XLA compile. After that the first signal
+  asks the trainer to checkpoint and stop at the end of the current step; a second Ctrl-C ends
+  the process at once.
+  """
+
+  def __init__(self):
+    self.requested = threading.Event()
+    self.training = threading.Event()
+    self.installed = False
+
+  def should_stop(self) -> bool:
+    self.training.set()
+    return self.requested.is_set()
+
+  def on_signal(self, signum: int) -> None:
+    interrupt = signum == signal.SIGINT
+    if not self.training.is_set():
+      cli.exit_now(130 if interrupt else 0,
+                   f'\n{signal.Signals(signum).name} received before training started: nothing '
+                   'to save; stopped.')
+    if self.requested.is_set():
+      if interrupt:
+        cli.exit_now(130)
+      return
+    print(f'\n{signal.Signals(signum).name} received: saving a checkpoint and stopping.',
+          file=sys.stderr, flush=True)
+    self.requested.set()
+
+  def install(self) -> None:
+    self.installed = True
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      signal.signal(signum, lambda *_: None)  # the watcher acts; no KeyboardInterrupt
+    cli.watch_signals(self.on_signal)
+
+
+_STOPPER = Stopper()
+if __name__ == '__main__':  # at once: loading the config below imports jax, which takes seconds
+  _STOPPER.install()
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags  # pylint: disable=g-import-not-at-top
+from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
+import configs  # pylint: disable=g-import-not-at-top
 
 _CONFIG_DIR = os.path.dirname(configs.__file__)
 _DEFAULT_CONFIG = os.path.join(_CONFIG_DIR, 'default.py')
 
+
 class _CommandLineError(Exception):
-  pass
+  """A problem with the command line: one line on stderr, exit code 2."""
 
 
 def _config_path(argv: list[str]) -> str:
@@ -47,17 +98,105 @@ def _config_path(argv: list[str]) -> str:
   return _DEFAULT_CONFIG
 
 
+def _known_configs() -> list[str]:
+  return sorted(os.path.basename(p) for p in glob.glob(os.path.join(_CONFIG_DIR, '*.py'))
+                if not os.path.basename(p).startswith(('_', 'common')))
+
+
+def _load_config_file(spec: str):
+  """Loads `PATH[:variant]` the way `--config` does; returns `get_config([variant])`.
+
+  Raises _CommandLineError with one line for what a user can get wrong: a missing file or a
+  directory, a file that is not a Python config (JSON, text), one that fails to load, one without
+  `get_config`, a variant of a config that has none, a variant it does not know (the config's
+  own message names the valid ones), and a `get_config` returning something else than a
+  ConfigDict.
+  """
+  import importlib.machinery
+  import importlib.util
+
+  import ml_collections
+
+  path, _, variant = spec.partition(':')
+  has_variant = ':' in spec
+  if os.path.isdir(path):
+    raise _CommandLineError(f'--config={spec}: {path} is a directory; give a config file, e.g. '
+                            f'configs/default.py')
+  if not os.path.isfile(path):
+    close = difflib.get_close_matches(os.path.basename(path), _known_configs(), n=1)
+    hint = f' Did you mean configs/{close[0]}?' if close else ''
+    raise _CommandLineError(f'config file {path} not found.{hint} Configs: '
+                            f'{", ".join(_known_configs())}')
+  if not path.endswith('.py'):
+    raise _CommandLineError(
+        f'--config={spec}: not a Python config file; --config takes configs/NAME.py[:variant], '
+        f'a module whose get_config() returns the experiment config (override single keys with '
+        f'--config.KEY=VALUE)')
+  try:
+    loader = importlib.machinery.SourceFileLoader('_checked_config', path)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+  except Exception as error:  # a config file can raise anything while it loads
+    raise _CommandLineError(f'--config={spec}: cannot load {path}: {type(error).__name__}: '
+                            f'{cli.one_line(error)}') from None
+  get_config = getattr(module, 'get_config', None)
+  if not callable(get_config):
+    raise _CommandLineError(f'--config={spec}: {path} defines no get_config() function, so it '
+                            f'is not an experiment config (see configs/default.py)')
+  try:
+    takes_variant = bool(inspect.signature(get_config).parameters)
+  except (TypeError, ValueError):
+    takes_variant = True
+  if has_variant and not takes_variant:
+    raise _CommandLineError(f"--config={spec}: {path} has no variants; use --config={path}")
+  try:
+    config = get_config(variant) if has_variant else get_config()
+  except Exception as error:  # the config's own message, e.g. naming its variants
+    message = cli.one_line(error)
+    if has_variant and isinstance(error, (ValueError, KeyError)):
+      raise _CommandLineError(f'--config={spec}: {message}') from None
+    raise _CommandLineError(f'--config={spec}: get_config() failed: {type(error).__name__}: '
+                            f'{message}') from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise _CommandLineError(f'--config={spec}: get_config() returned a {type(config).__name__}, '
+                            f'not an ml_collections.ConfigDict')
+  return config
+
+
+def _model_kwargs_hint(argv: list[str], key: str) -> str:
+  """'; model M takes K1, K2, ...' when `key` was given as --config.model_kwargs.KEY."""
+  if not any(a.startswith(f'--config.model_kwargs.{key}') for a in argv):
+    return ''
+  try:
+    config = _load_config_file(_config_path(argv))
+  except _CommandLineError:
+    return ''
+  keys = sorted(config.get('model_kwargs', None) or {})
+  return (f"; model '{config.get('model', '')}' takes model_kwargs "
+          f"{', '.join(keys) if keys else '(none)'}")
+
+
 def _explain_flag_error(error: Exception, argv: list[str]) -> str:
   text = ' '.join(str(error).split())
   unknown = re.search(r"'\\?'?([\w.]+)\\?'?'.*Did you mean \"([\w.]+)\"", text)
   if unknown:
-    return (f"unknown config key '{unknown.group(1)}'; did you mean '{unknown.group(2)}'? "
-            f'(see {_config_path(argv)})')
+    return (f"unknown config key '{unknown.group(1)}'; did you mean '{unknown.group(2)}'?"
+            f'{_model_kwargs_hint(argv, unknown.group(1))} (see {_config_path(argv)})')
   if isinstance(error, (AttributeError, KeyError)):
+    key = re.search(r"([A-Za-z_][\w]*)", text)
+    hint = _model_kwargs_hint(argv, key.group(1)) if key else ''
+    if hint:
+      return f"unknown config key 'model_kwargs.{key.group(1)}'{hint} (see {_config_path(argv)})"
     return f'unknown config key {text}; see {_config_path(argv)} for the valid keys'
   return text.replace('flag --config.', '--config.')
 
 
+if __name__ == '__main__':  # a bad --config file or variant: one line before config_flags loads it
+  try:
+    _load_config_file(_config_path(sys.argv))
+  except _CommandLineError as _error:
+    print(f'error: {_error}', file=sys.stderr)
+    sys.exit(2)
 try:
   # config_flags reads the --config.* overrides from sys.argv already here.
   _CONFIG = config_flags.DEFINE_config_file(
@@ -81,23 +220,35 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process index, 0..n
 
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with every failure turned into one line on stderr and exit code 2."""
-  try:
-    path = _config_path(argv).split(':')[0]
-    if not os.path.isfile(path):
-      known = sorted(os.path.basename(p) for p in glob.glob(os.path.join(_CONFIG_DIR, '*.py'))
-                     if not os.path.basename(p).startswith(('_', 'common')))
-      close = difflib.get_close_matches(os.path.basename(path), known, n=1)
-      hint = f' Did you mean configs/{close[0]}?' if close else ''
-      raise _CommandLineError(f'config file {path} not found.{hint} Configs: {", ".join(known)}')
+  try:  # the --config file itself was checked when this module was loaded
     try:
       remaining = flags.FLAGS(argv)
       _CONFIG.value  # the file is loaded and --config.* overrides applied on first access
-      return remaining
     except Exception as error:  # absl, ml_collections and the config file itself raise many types
       raise _CommandLineError(_explain_flag_error(error, argv)) from None
+    _check_process_flags()
+    return remaining
   except _CommandLineError as error:
     print(f'error: {error}', file=sys.stderr)
     sys.exit(2)
+
+
+def _check_process_flags() -> None:
+  """Raises _CommandLineError for multi-host flags that make no sense alone or together."""
+  count, index, address = _NUM_PROCESSES.value, _PROCESS_ID.value, _COORDINATOR.value
+  if count is not None and count < 1:
+    raise _CommandLineError(f'--num_processes must be at least 1, got {count}')
+  if index is not None and count is None:
+    raise _CommandLineError('--process_id needs --num_processes (and --coordinator_address)')
+  if address is not None and count is None:
+    raise _CommandLineError('--coordinator_address needs --num_processes and --process_id')
+  if index is not None and not 0 <= index < count:
+    raise _CommandLineError(f'--process_id must be in 0..{count - 1} (--num_processes={count}), '
+                            f'got {index}')
+  if address is not None and not re.fullmatch(r'\S+:\d+', address):
+    raise _CommandLineError(f'--coordinator_address must be HOST:PORT, got {address!r}')
+  if count is not None and count > 1 and index is None and address is not None:
+    raise _CommandLineError('--coordinator_address and --num_processes need --process_id too')
 
 
 def _default_workdir(config_path: str) -> str:
@@ -111,24 +262,14 @@ def _initialize_distributed() -> None:
     return
   # Cross-process collectives of the CPU backend (only the CPU backend reads this option).
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
-                             num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
-
-
-def _stop_on_signals() -> threading.Event:
-  """SIGTERM / the first SIGINT ask the trainer to checkpoint and stop; a second SIGINT kills."""
-  stop = threading.Event()
-
-  def handler(signum, frame):
-    if stop.is_set() and signum == signal.SIGINT:
-      raise KeyboardInterrupt
-    print(f'\n{signal.Signals(signum).name} received: saving a checkpoint and stopping.',
-          file=sys.stderr, flush=True)
-    stop.set()
-
-  signal.signal(signal.SIGTERM, handler)
-  signal.signal(signal.SIGINT, handler)
-  return stop
+  try:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  except (RuntimeError, ValueError) as error:
+    raise RuntimeError(
+        f'jax.distributed.initialize failed: {cli.one_line(error)} (give every process '
+        '--coordinator_address=HOST:PORT of process 0, --num_processes and its --process_id, '
+        'or use --distributed alone where JAX detects them: Cloud TPU, SLURM, Open MPI)') from None
 
 
 def main(argv: list[str]) -> int:
@@ -140,7 +281,8 @@ def main(argv: list[str]) -> int:
   for name in ('absl', 'jax', 'orbax'):
     logging.getLogger(name).setLevel(logging.ERROR if name == 'absl' else logging.WARNING)
   logging.getLogger('asyncio').setLevel(logging.CRITICAL)  # orbax's unretrieved write failures
-  stop = _stop_on_signals()
+  if threading.current_thread() is threading.main_thread() and not _STOPPER.installed:
+    _STOPPER.install()
   # Imported after flag parsing: importing jax takes time.
   from train import checkpoint, platform, trainer, visualize
   platform.keep_freed_memory()  # before the first step: fewer page faults per step on CPU
@@ -149,19 +291,16 @@ def main(argv: list[str]) -> int:
   workdir = _WORKDIR.value or _default_workdir(flags.FLAGS['config'].config_filename)
   try:
     _initialize_distributed()
+    cli.check_platform()
     config = _CONFIG.value
     hooks = [visualize.TensorBoardImages()] if config.get('tensorboard_images', True) else []
-    metrics = trainer.train_and_evaluate(config, workdir, should_stop=stop.is_set,
+    metrics = trainer.train_and_evaluate(config, workdir, should_stop=_STOPPER.should_stop,
                                          eval_hooks=hooks)
   except (ValueError, TypeError, KeyError, OSError, FloatingPointError, RuntimeError,
           checkpoint.CheckpointError, data.DatasetNotFoundError) as error:
-    message = ' '.join(str(error).split()) or type(error).__name__
-    print(f'error: {message}', file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
     # Exit at once: library threads (orbax's writers after a failed save) would otherwise print
     # their own tracebacks while the interpreter shuts down. The workdir is already consistent.
-    os._exit(1)
+    cli.exit_now(1, f'error: {cli.one_line(error)}')
   if metrics.get('preempted'):
     print(f'Stopped at step {int(metrics["step"])} with a checkpoint; run the same command to '
           f'resume (workdir {workdir}).', flush=True)

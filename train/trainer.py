@@ -20,6 +20,7 @@ import numpy as np
 
 from data import pipeline
 from train import checkpoint as checkpoint_lib
+from train import config_checks
 from train import experiment as experiment_lib
 from train import optim
 from train import platform
@@ -27,29 +28,6 @@ from train import workdir as workdir_lib
 from train.metrics_writer import MetricWriter, Progress
 
 log = logging.getLogger(__name__)
-
-# Keys every experiment config has, with the type each must have.
-REQUIRED_KEYS = {
-    'seed': int, 'batch_size': int, 'num_train_steps': int, 'learning_rate': float,
-    'eval_every_steps': int, 'checkpoint_every_steps': int, 'model': str, 'dataset': str,
-}
-
-
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first missing or ill-typed key."""
-  for key, kind in REQUIRED_KEYS.items():
-    if key not in config:
-      raise ValueError(f"Config has no '{key}'; every experiment config must set it.")
-    value = config[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-      value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
-      raise ValueError(f"Config key '{key}' must be {kind.__name__}, got {value!r}.")
-  for key in ('batch_size', 'num_train_steps', 'eval_every_steps', 'checkpoint_every_steps'):
-    if config[key] <= 0:
-      raise ValueError(f"Config key '{key}' must be positive, got {config[key]}.")
-  if config.learning_rate <= 0:
-    raise ValueError(f'learning_rate must be positive, got {config.learning_rate}.')
 
 
 # Keys that fix what a checkpoint holds or the batches a run reads; resuming under another value
@@ -64,8 +42,7 @@ def check_resume_config(config, workdir: str) -> None:
   if not (os.path.exists(path) and os.path.isdir(os.path.join(workdir, 'checkpoints'))
           and os.listdir(os.path.join(workdir, 'checkpoints'))):
     return
-  with open(path) as f:
-    saved = json.load(f)
+  saved = config_checks.read_workdir_config(workdir).to_dict()
   current = json.loads(config.to_json_best_effort())
   for key in RESUME_MUST_MATCH:
     before, now = saved.get(key), current.get(key)
@@ -112,7 +89,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   `eval_hooks` is called after every evaluation as `hook(writer, state, experiment, step)`.
   Returns the final metrics (`eval_*` and the last logged `train_*`), plus `step`.
   """
-  validate_config(config)
+  config_checks.validate_config(config)
   workdir_lib.prepare(workdir)
   workdir_lib.claim(workdir)  # before any work: a second run on this workdir stops here
   try:
