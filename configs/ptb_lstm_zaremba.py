@@ -13,10 +13,10 @@ Network Regularization": variants `small`, `medium` and `large`.
 truncated BPTT over 35 steps, carried state reset at each epoch, gradients clipped by global norm,
 LSTM forget bias 0, no weight tying, 10,000-word vocabulary.
 
-Data: the Penn Treebank ships in no package these machines can install, so the config reads a tfds text
-corpus named by `tfds_name` through the `tfds_text_lm` pipeline (data/text_tfds.py): by default
-`tiny_shakespeare`, word level (lines of lower-cased words, each ended by <eos>). To run on PTB,
-prepare a tfds dataset whose train/test splits hold the PTB text (e.g. a custom builder over
+Data: the Penn Treebank ships in no package these machines can install, so the config reads a tfds
+text corpus named by `tfds_name` through the `tfds_text_lm` pipeline (data/text_tfds.py): by
+default `tiny_shakespeare`, word level (lines of lower-cased words, each ended by <eos>). To run on
+PTB, prepare a tfds dataset whose train/test splits hold the PTB text (e.g. a custom builder over
 ptb.train.txt / ptb.test.txt; one line per example is fine) and pass
 `--config.data.tfds_name=NAME`.
 
