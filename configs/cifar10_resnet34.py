@@ -13,6 +13,7 @@ padding) + horizontal flip, per-channel standardisation. References: kuangliu/py
 range. Not reproduced here (no CIFAR-10 offline on this machine).
 """
 
+import data
 from configs import common
 
 TRAIN_EXAMPLES = 50_000
@@ -21,8 +22,7 @@ TRAIN_EXAMPLES = 50_000
 def get_config():
   config = common.base()
   config.dataset = 'cifar10'
-  config.augment = True
-  config.standardize = True
+  config.data = data.options(config.dataset)  # crop + flip, per-channel standardisation
   config.model = 'resnet34'
   config.model_kwargs = common.model_kwargs(config.model, stem='cifar')
   config.batch_size = 128

@@ -20,6 +20,8 @@ def get_config(variant: str = ''):
   config = common.base()
   config.dataset = 'imagenet2012'
   config.data = data.options(config.dataset)  # 224x224 crops
+  if variant not in ('', 'bn'):
+    raise ValueError(f"Unknown variant '{variant}' of imagenet_vgg16; use ':bn' or none.")
   config.model = 'vgg16_bn' if variant == 'bn' else 'vgg16'
   config.model_kwargs = common.model_kwargs(config.model)
   config.batch_size = 256

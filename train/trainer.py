@@ -212,12 +212,14 @@ def _train(config, workdir: str, should_stop, eval_hooks) -> dict[str, Any]:
                 flush=True)
         progress.restart_clock(step)
 
-      if step % config.checkpoint_every_steps == 0 or is_last:
+      saved = step % config.checkpoint_every_steps == 0 or is_last
+      if saved:
         checkpointer.save(step, state)
         last_good_step = step
         progress.restart_clock(step)
-      elif should_stop is not None and _all_agree_to_stop(should_stop(), step):
-        checkpointer.save(step, state)
+      if not is_last and should_stop is not None and _all_agree_to_stop(should_stop(), step):
+        if not saved:
+          checkpointer.save(step, state)
         final.update(preempted=True, step=step)
         return final
     if start_step >= total_steps:  # a finished run: report its metrics again
