@@ -281,3 +281,24 @@ def test_signals_during_training_checkpoint_then_second_ctrl_c_exits(monkeypatch
   with pytest.raises(_Exit) as exited:
     stopper.on_signal(signal.SIGINT)
   assert exited.value.args == (130, None)
+
+
+def test_sigterm_when_every_step_is_a_checkpoint_stops_with_one(tmp_path):
+  """SIGTERM is honoured on checkpoint steps too: with a checkpoint at every step the run still
+  stops at the end of the current step, saved, and exits 0."""
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'train.main', f'--workdir={tmp_path}',
+       '--config.checkpoint_every_steps=1', '--config.log_every_steps=5',
+       '--config.eval_every_steps=1000', '--config.keep_checkpoints=2'],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  for line in process.stdout:
+    if line.startswith('step ') and int(line.split()[1].split('/')[0]) >= 10:
+      break
+  process.send_signal(signal.SIGTERM)
+  out, err = process.communicate(timeout=60)
+  assert process.returncode == 0, err
+  assert 'Traceback' not in err and 'saving a checkpoint and stopping' in err
+  stopped = int(out.split('Stopped at step ')[1].split()[0])
+  assert 10 <= stopped < 1500
+  steps = sorted(int(name) for name in os.listdir(tmp_path / 'checkpoints') if name.isdigit())
+  assert steps[-1] == stopped
