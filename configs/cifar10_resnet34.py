@@ -13,28 +13,13 @@ padding) + horizontal flip, per-channel standardisation. References: kuangliu/py
 range. Not reproduced here (no CIFAR-10 offline on this machine).
 """
 
-import data
+from configs import cifar10_resnet18
 from configs import common
-
-TRAIN_EXAMPLES = 50_000
 
 
 def get_config():
-  config = common.base()
-  config.dataset = 'cifar10'
-  config.data = data.options(config.dataset)  # crop + flip, per-channel standardisation
+  """configs/cifar10_resnet18.py's recipe with `resnet34`."""
+  config = cifar10_resnet18.get_config()
   config.model = 'resnet34'
   config.model_kwargs = common.model_kwargs(config.model, stem='cifar')
-  config.batch_size = 128
-  config.optimizer = 'sgd'
-  config.learning_rate = 0.1
-  config.momentum = 0.9
-  config.weight_decay = 5e-4
-  config.schedule = 'warmup_cosine'
-  epoch = TRAIN_EXAMPLES // config.batch_size
-  config.warmup_steps = epoch
-  config.num_train_steps = 200 * epoch
-  config.log_every_steps = 50
-  config.eval_every_steps = epoch
-  config.checkpoint_every_steps = epoch
   return config
