@@ -77,3 +77,29 @@ def test_errors_are_one_line(tmp_path, capsys):
                     f'error: {tmp_path / "config.json"} not found (is {tmp_path} a training '
                     'workdir?); nothing to evaluate',
                     f'error: {tmp_path} has no checkpoint; nothing to evaluate']
+
+
+def test_a_damaged_newest_checkpoint_falls_back_read_only(tmp_path, capsys):
+  """Without --step the newest intact checkpoint is evaluated; the damaged one is reported and
+  left where it is (evaluation never changes a workdir)."""
+  import os
+
+  from train.metrics_writer import read_metrics
+  config = default.get_config()
+  config.update({'num_train_steps': 20, 'log_every_steps': 10, 'eval_every_steps': 10,
+                 'checkpoint_every_steps': 10})
+  trainer.train_and_evaluate(config, str(tmp_path))
+  newest = tmp_path / 'checkpoints' / '20'
+  for directory, _, files in os.walk(newest):
+    for name in files:
+      with open(os.path.join(directory, name), 'wb') as f:
+        f.write(b'garbage')
+  before = sorted(os.listdir(tmp_path / 'checkpoints'))
+  assert evaluate.main([f'--workdir={tmp_path}']) == 0
+  out, err = capsys.readouterr()
+  assert f'warning: checkpoint {newest} cannot be restored' in err
+  assert 'checkpoint step 10,' in out
+  logged = [row for row in read_metrics(str(tmp_path)) if row['step'] == 10 and 'eval_loss' in row]
+  assert f'eval_loss {logged[0]["eval_loss"]:.4f}' in out
+  assert sorted(os.listdir(tmp_path / 'checkpoints')) == before
+  assert not (tmp_path / 'damaged_checkpoints').exists()

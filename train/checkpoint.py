@@ -238,14 +238,18 @@ def has_checkpoints(workdir: str) -> bool:
 
 def restore_read_only(workdir: str, abstract: Any,
                       step: int | None = None) -> tuple[Any, int] | None:
-  """Restores checkpoint `step` (default: the newest) of `workdir` into `abstract`, a pytree of
-  `jax.ShapeDtypeStruct`s with shardings, without changing anything in the workdir.
+  """Restores checkpoint `step` (default: the newest intact one) of `workdir` into `abstract`, a
+  pytree of `jax.ShapeDtypeStruct`s with shardings, without changing anything in the workdir.
+
+  Without `step`, checkpoints are tried newest first; one that cannot be read is reported on
+  stderr (path and reason) and left where it is (a training run on the workdir moves it aside).
 
   Returns (state, step), or None if the workdir has no checkpoint.
 
   Raises:
     ValueError: `step` is not one of the workdir's checkpoints.
-    CheckpointError: the checkpoint cannot be read (the message names its path and why).
+    CheckpointError: the checkpoint (without `step`: every checkpoint) cannot be read; the
+      message names the path and why.
   """
   directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
   if not os.path.isdir(directory):
@@ -255,19 +259,24 @@ def restore_read_only(workdir: str, abstract: Any,
       options=ocp.CheckpointManagerOptions(read_only=True, create=False))
   try:
     steps = sorted(manager.all_steps())
-    if step is None:
-      if not steps:
-        return None
-      step = steps[-1]
-    elif step not in steps:
+    if step is not None and step not in steps:
       raise ValueError(f'{workdir} has no checkpoint at step {step}; its checkpoints: '
                        f'{", ".join(map(str, steps)) or "none"}')
-    try:
-      state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    except Exception as error:  # orbax raises many types for unreadable or mismatched files
-      reason = ' '.join(str(error).split())[:300] or type(error).__name__
-      raise CheckpointError(f'cannot restore checkpoint {os.path.join(directory, str(step))}: '
-                            f'{reason}') from None
+    candidates = [step] if step is not None else steps[::-1]
+    failures = []
+    for candidate in candidates:
+      path = os.path.join(directory, str(candidate))
+      try:
+        return manager.restore(candidate, args=ocp.args.StandardRestore(abstract)), int(candidate)
+      except Exception as error:  # orbax raises many types for unreadable or mismatched files
+        reason = ' '.join(str(error).split())[:300] or type(error).__name__
+        failures.append(f'{path}: {reason}')
+        if candidate != candidates[-1]:
+          print(f'warning: checkpoint {path} cannot be restored ({reason}); trying the previous '
+                'one.', file=sys.stderr, flush=True)
+    if failures:
+      raise CheckpointError(f'cannot restore checkpoint {failures[0]}' if len(failures) == 1 else
+                            f'no checkpoint of {directory} can be restored ({"; ".join(failures)})')
+    return None
   finally:
     manager.close()
-  return state, int(step)
