@@ -46,6 +46,7 @@ class Checkpointer:
   def __init__(self, workdir: str, keep: int = 3):
     self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
     self.damaged_directory = os.path.join(os.path.dirname(self.directory), DAMAGED)
+    self._save_failed = False
     # One unnamed item, fixed now. Without `item_handlers` orbax decides between one item and
     # several from the first step directory it restores and keeps that decision: a damaged step
     # without its `default/` item made it read every later step as a multi-item checkpoint, so
@@ -75,6 +76,7 @@ class Checkpointer:
         self._manager.wait_until_finished()
       except Exception as error:  # orbax wraps OS errors in ValueError and others
         held.discard = True
+        self._save_failed = True
         raise OSError(f'cannot write checkpoint {step} in {self.directory}: '
                       f'{workdir_lib.describe_os_error(error)}') from None
 
@@ -172,7 +174,14 @@ class Checkpointer:
     return target
 
   def close(self) -> None:
-    self._manager.close()
+    """Closes the manager. After a failed save, orbax's writer threads may still report that
+    failure while they shut down: their output is dropped (the save already raised one line)."""
+    if not self._save_failed:
+      self._manager.close()
+      return
+    with _stderr_held_back() as held:
+      held.discard = True
+      self._manager.close()
 
 
 DAMAGED = 'damaged_checkpoints'

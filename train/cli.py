@@ -87,10 +87,20 @@ def _quiet_interrupt(kind, value, traceback):
 
 # Run as a command (`python -m train.NAME`): Ctrl-C while the command is still importing its
 # libraries, before `run` handles it, also ends it quietly with 130 instead of a traceback.
-_AS_COMMAND = (getattr(getattr(sys.modules.get('__main__'), '__spec__', None), 'name', '')
-               or '').startswith('train.')
+_MAIN_MODULE = getattr(getattr(sys.modules.get('__main__'), '__spec__', None), 'name', '') or ''
+_AS_COMMAND = _MAIN_MODULE.startswith('train.')
 if _AS_COMMAND:
   sys.excepthook = _quiet_interrupt
+
+# The read-only commands (everything but training, which checkpoints first: train/main.py) end
+# at the first Ctrl-C, decided on a helper thread from the moment this module is imported. A
+# KeyboardInterrupt raised in the main thread instead can land where Python ignores it (inside a
+# garbage-collection callback of JAX's) and the command would run on.
+_EXIT_ON_INTERRUPT = (_AS_COMMAND and _MAIN_MODULE != 'train.main'
+                      and threading.current_thread() is threading.main_thread())
+if _EXIT_ON_INTERRUPT:
+  signal.signal(signal.SIGINT, lambda signum, frame: exit_now(130))
+  watch_signals(lambda signum: exit_now(130), (signal.SIGINT,))
 
 
 def check_platform() -> None:
@@ -129,7 +139,7 @@ def run(command: Callable[[], object]) -> int:
     logging.getLogger(name).setLevel(logging.ERROR if name == 'absl' else logging.WARNING)
   stop_watching = None
   previous_handler = signal.getsignal(signal.SIGINT)
-  if threading.current_thread() is threading.main_thread():
+  if threading.current_thread() is threading.main_thread() and not _EXIT_ON_INTERRUPT:
     presses = []
 
     def on_interrupt(signum):
