@@ -2,15 +2,17 @@
 
 Orbax writes each checkpoint to a temporary directory (`<step>.orbax-checkpoint-tmp-*`) and renames
 it only once complete, so a kill mid-save never leaves a checkpoint that looks finished; such
-leftovers are ignored when listing steps and deleted when the next run opens the directory. Restoring tries the checkpoints newest first; one that
-cannot be restored (damaged, deleted in part, not a checkpoint at all) is reported with its path and
-the reason, moved to `workdir/damaged_checkpoints/`, and the next older one is tried. Only damaged
-checkpoints are moved: the manager is fixed to one unnamed item at construction, so a damaged step
-directory cannot change how the others are read.
+leftovers are ignored when listing steps and deleted when the next run opens the directory.
+Restoring tries the checkpoints newest first; one that cannot be restored (damaged, deleted in
+part, not a checkpoint at all) is reported with its path and the reason, moved to
+`workdir/damaged_checkpoints/`, and the next older one is tried. Only damaged checkpoints are
+moved: the manager is fixed to one unnamed item at construction, so a damaged step directory cannot
+change how the others are read.
 
 A checkpoint whose recorded array shapes differ from the state being restored is intact but of
 another model: CheckpointError, and nothing is moved. A workdir that held checkpoints (it has
-`damaged_checkpoints/`) but has no intact one left is refused rather than trained again from step 0.
+`damaged_checkpoints/`) but has no intact one left is refused rather than trained again from step
+0.
 """
 
 from __future__ import annotations
