@@ -7,13 +7,11 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from test_robustness import REPO, assert_same_state, final_state, run_main, start_main
+from test_robustness import assert_same_state, final_state, run_main, start_main
 from test_robustness import wait_for_progress
 from train import metrics_writer
 from train import workdir as workdir_lib
