@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -94,32 +95,37 @@ class Checkpointer:
     with _orbax_errors_silenced():  # the one warning per damaged checkpoint says it all
       self._manager.reload()
     failures = [f'{path}: not a directory' for path in self._move_aside_stray_files()]
-    for step in reversed(self.all_steps()):
-      path = os.path.join(self.directory, str(step))
-      mismatch = self._mismatch(step, abstract)
-      if mismatch:  # intact, but of another model: not damage, so nothing is moved
-        raise CheckpointError(
-            f'checkpoint {path} holds arrays of other shapes than this config builds ({mismatch}); '
-            'it was left in place. Resume with the config it was trained with, or use a new '
-            '--workdir.')
-      try:
-        with _orbax_errors_silenced():
-          state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        saved_step = getattr(state, 'step', None)
-        if saved_step is not None and int(saved_step) != step:
-          raise ValueError(f'it holds the state of step {int(saved_step)}')
-      except Exception as error:  # orbax raises many types for unreadable or mismatched files
-        reason = f'{type(error).__name__}: {" ".join(str(error).split())[:300]}'
-        if isinstance(error, MemoryError) or 'RESOURCE_EXHAUSTED' in reason:  # not the files
-          raise CheckpointError(f'cannot restore checkpoint {path}: out of memory '
-                                f'({reason[:200]}); it was left in place.') from None
-        moved = self._move_aside(os.path.join(self.directory, str(step)))
-        with _orbax_errors_silenced():
-          self._manager.reload()
-        _warn(f'checkpoint {path} cannot be restored ({reason}); moved it to {moved}.')
-        failures.append(f'{path}: {reason[:120]}')
-        continue
-      return state, step
+    warnings: list[str] = []
+    try:
+      with _orbax_output_dropped():
+        for step in reversed(self.all_steps()):
+          path = os.path.join(self.directory, str(step))
+          mismatch = self._mismatch(step, abstract)
+          if mismatch:  # intact, but of another model: not damage, so nothing is moved
+            raise CheckpointError(
+                f'checkpoint {path} holds arrays of other shapes than this config builds '
+                f'({mismatch}); it was left in place. Resume with the config it was trained '
+                'with, or use a new --workdir.')
+          try:
+            state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            saved_step = getattr(state, 'step', None)
+            if saved_step is not None and int(saved_step) != step:
+              raise ValueError(f'it holds the state of step {int(saved_step)}')
+          except Exception as error:  # orbax raises many types for unreadable or bad files
+            reason = f'{type(error).__name__}: {" ".join(str(error).split())[:300]}'
+            if isinstance(error, MemoryError) or 'RESOURCE_EXHAUSTED' in reason:  # not files
+              raise CheckpointError(f'cannot restore checkpoint {path}: out of memory '
+                                    f'({reason[:200]}); it was left in place.') from None
+            moved = self._move_aside(os.path.join(self.directory, str(step)))
+            self._manager.reload()
+            warnings.append(f'checkpoint {path} cannot be restored ({reason}); moved it to '
+                            f'{moved}.')
+            failures.append(f'{path}: {reason[:120]}')
+            continue
+          return state, step
+    finally:
+      for message in warnings:
+        _warn(message)
     if failures or _has_entries(self.damaged_directory):
       raise CheckpointError(
           f'no intact checkpoint in {self.directory}'
@@ -209,6 +215,22 @@ def _orbax_errors_silenced():
     logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def _orbax_output_dropped():
+  """Drops everything orbax prints while checkpoints are tried, for the caller reports each
+  failure in one line. Besides orbax's log lines, a damaged checkpoint makes it print the
+  "Exception ignored" reports of the other arrays' read coroutines, left unawaited when one
+  array fails, and its reader threads' complaints about a closed event loop, some of them while
+  the next checkpoint is being tried; standard error is held back over all the attempts and
+  the leftovers are collected (`gc.collect`) before it is released."""
+  with _orbax_errors_silenced(), _stderr_held_back() as held:
+    held.discard = True
+    try:
+      yield
+    finally:
+      gc.collect()
+
+
 def _warn(message: str) -> None:
   if jax.process_index() == 0:
     print(f'warning: {message}', file=sys.stderr, flush=True)
@@ -278,13 +300,14 @@ def restore_read_only(workdir: str, abstract: Any,
     for candidate in candidates:
       path = os.path.join(directory, str(candidate))
       try:
-        return manager.restore(candidate, args=ocp.args.StandardRestore(abstract)), int(candidate)
+        with _orbax_output_dropped():
+          state = manager.restore(candidate, args=ocp.args.StandardRestore(abstract))
+        return state, int(candidate)
       except Exception as error:  # orbax raises many types for unreadable or mismatched files
-        reason = ' '.join(str(error).split())[:300] or type(error).__name__
+        reason = f'{type(error).__name__}: {" ".join(str(error).split())[:300]}'
         failures.append(f'{path}: {reason}')
         if candidate != candidates[-1]:
-          print(f'warning: checkpoint {path} cannot be restored ({reason}); trying the previous '
-                'one.', file=sys.stderr, flush=True)
+          _warn(f'checkpoint {path} cannot be restored ({reason}); trying the previous one.')
     if failures:
       raise CheckpointError(f'cannot restore checkpoint {failures[0]}' if len(failures) == 1 else
                             f'no checkpoint of {directory} can be restored ({"; ".join(failures)})')
