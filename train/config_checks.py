@@ -5,11 +5,15 @@ type, or out of range: counts, sizes, intervals and step numbers must be positiv
 other offsets non-negative), rates such as dropout must lie in [0, 1). The rules go by the key's
 name, so they cover every config, `model_kwargs` and `task_kwargs` alike, including keys added
 later. `read_workdir_config(workdir)` reads a training workdir's `config.json`, turning a damaged
-file into a ValueError that names it and says what to do.
+file into a ValueError that names it and says what to do. `load_config_file('PATH[:variant]')`
+loads an experiment config file, the way `--config` does, with one-line errors.
 """
 
 from __future__ import annotations
 
+import difflib
+import glob
+import inspect
 import json
 import os
 import re
@@ -114,3 +118,77 @@ def read_workdir_config(workdir: str) -> ml_collections.ConfigDict:
       f'{path} is damaged ({problem}); restore it from a copy, or delete it and run '
       f'python -m train.main with the run\'s original --config and this --workdir, which '
       f'writes it again.')
+
+
+class ConfigFileError(ValueError):
+  """A config file given as `--config` cannot be used; the message says why, on one line."""
+
+
+def _one_line(error: BaseException) -> str:
+  return ' '.join(str(error).split()) or type(error).__name__
+
+
+def known_configs() -> list[str]:
+  """The experiment config files of the repository's `configs/` (file names)."""
+  import configs
+  directory = os.path.dirname(configs.__file__)
+  return sorted(os.path.basename(p) for p in glob.glob(os.path.join(directory, '*.py'))
+                if not os.path.basename(p).startswith(('_', 'common')))
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """Loads `PATH[:variant]` the way `--config` does; returns `get_config([variant])`.
+
+  Raises ConfigFileError with one line for what a user can get wrong: a missing file or a
+  directory, a file that is not a Python config (JSON, text), one that fails to load, one without
+  `get_config`, a variant of a config that has none, a variant it does not know (the config's
+  own message names the valid ones), and a `get_config` returning something else than a
+  ConfigDict.
+  """
+  import importlib.machinery
+  import importlib.util
+
+  path, _, variant = spec.partition(':')
+  has_variant = ':' in spec
+  if os.path.isdir(path):
+    raise ConfigFileError(f'--config={spec}: {path} is a directory; give a config file, e.g. '
+                          f'configs/default.py')
+  if not os.path.isfile(path):
+    close = difflib.get_close_matches(os.path.basename(path), known_configs(), n=1)
+    hint = f' Did you mean configs/{close[0]}?' if close else ''
+    raise ConfigFileError(f'config file {path} not found.{hint} Configs: '
+                          f'{", ".join(known_configs())}')
+  if not path.endswith('.py'):
+    raise ConfigFileError(
+        f'--config={spec}: not a Python config file; --config takes configs/NAME.py[:variant], '
+        f'a module whose get_config() returns the experiment config (override single keys with '
+        f'--config.KEY=VALUE)')
+  try:
+    loader = importlib.machinery.SourceFileLoader('_checked_config', path)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+  except Exception as error:  # a config file can raise anything while it loads
+    raise ConfigFileError(f'--config={spec}: cannot load {path}: {type(error).__name__}: '
+                          f'{_one_line(error)}') from None
+  get_config = getattr(module, 'get_config', None)
+  if not callable(get_config):
+    raise ConfigFileError(f'--config={spec}: {path} defines no get_config() function, so it '
+                          f'is not an experiment config (see configs/default.py)')
+  try:
+    takes_variant = bool(inspect.signature(get_config).parameters)
+  except (TypeError, ValueError):
+    takes_variant = True
+  if has_variant and not takes_variant:
+    raise ConfigFileError(f"--config={spec}: {path} has no variants; use --config={path}")
+  try:
+    config = get_config(variant) if has_variant else get_config()
+  except Exception as error:  # the config's own message, e.g. naming its variants
+    message = _one_line(error)
+    if has_variant and isinstance(error, (ValueError, KeyError)):
+      raise ConfigFileError(f'--config={spec}: {message}') from None
+    raise ConfigFileError(f'--config={spec}: get_config() failed: {type(error).__name__}: '
+                          f'{message}') from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigFileError(f'--config={spec}: get_config() returned a {type(config).__name__}, '
+                          f'not an ml_collections.ConfigDict')
+  return config

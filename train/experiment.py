@@ -280,29 +280,7 @@ def evaluate(task: tasks_lib.Task, eval_step, state, source, batch_size: int,
   return task.finalize(sum_host(sums))
 
 
-# Reading config files and workdirs.
-
-
-def load_config(spec: str) -> ml_collections.ConfigDict:
-  """`get_config([variant])` of a config file given as `configs/NAME.py[:variant]`.
-
-  Raises:
-    FileNotFoundError: no such file.
-    ValueError: the file has no `get_config`.
-  """
-  import importlib.util
-  path, _, variant = spec.partition(':')
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'config file {path} not found')
-  module_spec = importlib.util.spec_from_file_location(
-      f'config_{abs(hash(os.path.abspath(path)))}', path)
-  if module_spec is None or module_spec.loader is None:
-    raise ValueError(f'config file {path} is not a Python file')
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  if not callable(getattr(module, 'get_config', None)):
-    raise ValueError(f'config file {path} has no get_config() function')
-  return module.get_config(variant) if variant else module.get_config()
+# Reading workdirs.
 
 
 @dataclasses.dataclass

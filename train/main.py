@@ -19,9 +19,6 @@ SLURM, Open MPI).
 from __future__ import annotations
 
 import datetime
-import difflib
-import glob
-import inspect
 import logging
 import os
 import re
@@ -98,69 +95,13 @@ def _config_path(argv: list[str]) -> str:
   return _DEFAULT_CONFIG
 
 
-def _known_configs() -> list[str]:
-  return sorted(os.path.basename(p) for p in glob.glob(os.path.join(_CONFIG_DIR, '*.py'))
-                if not os.path.basename(p).startswith(('_', 'common')))
-
-
 def _load_config_file(spec: str):
-  """Loads `PATH[:variant]` the way `--config` does; returns `get_config([variant])`.
-
-  Raises _CommandLineError with one line for what a user can get wrong: a missing file or a
-  directory, a file that is not a Python config (JSON, text), one that fails to load, one without
-  `get_config`, a variant of a config that has none, a variant it does not know (the config's
-  own message names the valid ones), and a `get_config` returning something else than a
-  ConfigDict.
-  """
-  import importlib.machinery
-  import importlib.util
-
-  import ml_collections
-
-  path, _, variant = spec.partition(':')
-  has_variant = ':' in spec
-  if os.path.isdir(path):
-    raise _CommandLineError(f'--config={spec}: {path} is a directory; give a config file, e.g. '
-                            f'configs/default.py')
-  if not os.path.isfile(path):
-    close = difflib.get_close_matches(os.path.basename(path), _known_configs(), n=1)
-    hint = f' Did you mean configs/{close[0]}?' if close else ''
-    raise _CommandLineError(f'config file {path} not found.{hint} Configs: '
-                            f'{", ".join(_known_configs())}')
-  if not path.endswith('.py'):
-    raise _CommandLineError(
-        f'--config={spec}: not a Python config file; --config takes configs/NAME.py[:variant], '
-        f'a module whose get_config() returns the experiment config (override single keys with '
-        f'--config.KEY=VALUE)')
+  """`config_checks.load_config_file(spec)`, its errors as command-line errors (exit code 2)."""
+  from train import config_checks
   try:
-    loader = importlib.machinery.SourceFileLoader('_checked_config', path)
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
-    loader.exec_module(module)
-  except Exception as error:  # a config file can raise anything while it loads
-    raise _CommandLineError(f'--config={spec}: cannot load {path}: {type(error).__name__}: '
-                            f'{cli.one_line(error)}') from None
-  get_config = getattr(module, 'get_config', None)
-  if not callable(get_config):
-    raise _CommandLineError(f'--config={spec}: {path} defines no get_config() function, so it '
-                            f'is not an experiment config (see configs/default.py)')
-  try:
-    takes_variant = bool(inspect.signature(get_config).parameters)
-  except (TypeError, ValueError):
-    takes_variant = True
-  if has_variant and not takes_variant:
-    raise _CommandLineError(f"--config={spec}: {path} has no variants; use --config={path}")
-  try:
-    config = get_config(variant) if has_variant else get_config()
-  except Exception as error:  # the config's own message, e.g. naming its variants
-    message = cli.one_line(error)
-    if has_variant and isinstance(error, (ValueError, KeyError)):
-      raise _CommandLineError(f'--config={spec}: {message}') from None
-    raise _CommandLineError(f'--config={spec}: get_config() failed: {type(error).__name__}: '
-                            f'{message}') from None
-  if not isinstance(config, ml_collections.ConfigDict):
-    raise _CommandLineError(f'--config={spec}: get_config() returned a {type(config).__name__}, '
-                            f'not an ml_collections.ConfigDict')
-  return config
+    return config_checks.load_config_file(spec)
+  except config_checks.ConfigFileError as error:
+    raise _CommandLineError(str(error)) from None
 
 
 def _model_kwargs_hint(argv: list[str], key: str) -> str:

@@ -82,14 +82,17 @@ def load_run(workdir: str | None = None, config: str | None = None):
   Raises:
     UsageError: neither is given, the workdir does not exist or has no config.
   """
-  from train import experiment
+  from train import config_checks, experiment
 
   if workdir is None and config is None:
     raise UsageError('pass --workdir=DIR (a training workdir) or --config=configs/NAME.py')
   if workdir is not None and not os.path.isdir(workdir):
     raise UsageError(f'workdir {workdir} does not exist')
   try:
-    cfg = experiment.load_config(config) if config is not None else None
+    cfg = config_checks.load_config_file(config) if config is not None else None
+  except config_checks.ConfigFileError as error:
+    raise UsageError(str(error)) from None
+  try:
     if workdir is None:
       return experiment.initialize(cfg)
     return experiment.restore(workdir, fresh_if_none=True, config=cfg)
