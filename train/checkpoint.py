@@ -49,7 +49,7 @@ class Checkpointer:
   def __init__(self, workdir: str, keep: int = 3):
     self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
     self.damaged_directory = os.path.join(os.path.dirname(self.directory), DAMAGED)
-    self._save_failed = False
+    self._held_after_failure = None
     # One unnamed item, fixed now. Without `item_handlers` orbax decides between one item and
     # several from the first step directory it restores and keeps that decision: a damaged step
     # without its `default/` item made it read every later step as a multi-item checkpoint, so
@@ -70,18 +70,21 @@ class Checkpointer:
   def save(self, step: int, state: Any) -> None:
     """Saves `state` as checkpoint `step`; raises OSError with one line if it cannot be written.
 
-    Orbax reports a failed write (full disk, quota, permissions) from several background threads;
-    their output is held back and replaced by that one line.
+    Orbax reports a failed write (full disk, quota, permissions) from several background threads,
+    some of them after the save has returned; their output is held back from the failure until
+    `close()` and dropped, replaced by that one line.
     """
-    with _stderr_held_back() as held:
-      try:
-        self._manager.save(int(step), args=ocp.args.StandardSave(state), force=True)
-        self._manager.wait_until_finished()
-      except Exception as error:  # orbax wraps OS errors in ValueError and others
-        held.discard = True
-        self._save_failed = True
-        raise OSError(f'cannot write checkpoint {step} in {self.directory}: '
-                      f'{workdir_lib.describe_os_error(error)}') from None
+    held = _stderr_held_back()
+    held.__enter__()
+    try:
+      self._manager.save(int(step), args=ocp.args.StandardSave(state), force=True)
+      self._manager.wait_until_finished()
+    except Exception as error:  # orbax wraps OS errors in ValueError and others
+      held.discard = True
+      self._held_after_failure = held  # released by close(), once orbax's threads are done
+      raise OSError(f'cannot write checkpoint {step} in {self.directory}: '
+                    f'{workdir_lib.describe_os_error(error)}') from None
+    held.__exit__(None, None, None)
 
   def restore(self, target: Any) -> tuple[Any, int] | None:
     """Restores the newest intact checkpoint into the structure, shapes and shardings of `target`.
@@ -182,14 +185,23 @@ class Checkpointer:
     return target
 
   def close(self) -> None:
-    """Closes the manager. After a failed save, orbax's writer threads may still report that
-    failure while they shut down: their output is dropped (the save already raised one line)."""
-    if not self._save_failed:
+    """Closes the manager. After a failed save, standard error stays held back while orbax's
+    writer threads wind down (they report that failure again, on a closed event loop); what
+    they print is dropped, since the save already raised one line."""
+    held, self._held_after_failure = self._held_after_failure, None
+    if held is None:
       self._manager.close()
       return
-    with _stderr_held_back() as held:
-      held.discard = True
+    try:
       self._manager.close()
+      gc.collect()
+      time.sleep(_WIND_DOWN_SECONDS)
+    finally:
+      held.__exit__(None, None, None)
+
+
+# How long a closing checkpointer waits after a failed save for orbax's writer threads.
+_WIND_DOWN_SECONDS = 0.5
 
 
 DAMAGED = 'damaged_checkpoints'
