@@ -206,6 +206,7 @@ def _torch_resnet18(num_classes):
   return Net()
 
 
+@pytest.mark.torch
 def test_resnet18_matches_a_pytorch_twin_with_copied_weights():
   import flax
   import torch

@@ -212,7 +212,7 @@ def test_sigkill_leaves_no_stale_lock_and_metrics_match_the_checkpoints(tmp_path
   process = start_main(f'--workdir={workdir}', *FLAGS)
   wait_for_progress(process, 160)  # rows, and an eval row at 150, after a checkpoint
   process.kill()
-  process.wait()
+  process.communicate()  # also closes its pipes
   assert final_state(workdir)[0] < STEPS
   last_checkpoint = final_state(workdir)[0]
   with open(os.path.join(workdir, 'metrics.jsonl'), 'a') as f:  # surely one row to drop
@@ -251,7 +251,7 @@ def test_sigkill_during_a_save_then_resume_matches_the_uninterrupted_run(tmp_pat
       process.kill()  # a save is in progress
       break
     time.sleep(0.002)
-  process.wait()
+  process.communicate()  # also closes its pipes
   assert process.returncode == -signal.SIGKILL
   resumed = run_main(f'--workdir={workdir}', *FLAGS)
   assert resumed.returncode == 0, resumed.stderr
@@ -278,7 +278,8 @@ def test_torn_and_garbage_metrics_lines_are_reported_and_never_glued(tmp_path, c
   capsys.readouterr()
   writer = metrics_writer.MetricWriter(workdir, resume_step=20)  # drops bad lines and step 30
   writer.close()
-  assert open(path).read() == '{"step": 10, "train_loss": 1.5}\n'
+  with open(path) as f:
+    assert f.read() == '{"step": 10, "train_loss": 1.5}\n'
   assert 'line 2' in capsys.readouterr().err
 
 

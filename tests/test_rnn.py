@@ -7,15 +7,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 
 from models import rnn
 from compiled_apply import apply as _apply
 
-torch.set_num_threads(1)
+try:  # the tests marked `torch` compare against PyTorch; the Python 3.12 CI leg has none
+  import torch
+  torch.set_num_threads(1)
+  TORCH_CLASSES = {'rnn': torch.nn.RNN, 'lstm': torch.nn.LSTM, 'gru': torch.nn.GRU}
+except ImportError:
+  torch = TORCH_CLASSES = None
 
 TOL = dict(rtol=1e-5, atol=1e-5)
-TORCH_CLASSES = {'rnn': torch.nn.RNN, 'lstm': torch.nn.LSTM, 'gru': torch.nn.GRU}
 
 
 def _rng(seed=0):
@@ -146,6 +149,7 @@ def _torch_pair(cell_type, features, hidden, num_layers, bidirectional, nonlinea
   return reference, layer, {'params': params}
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize('cell_type, num_layers, bidirectional, nonlinearity', [
     ('rnn', 2, True, 'tanh'), ('rnn', 1, False, 'relu'), ('lstm', 2, True, 'tanh'),
     ('gru', 3, True, 'tanh'),
@@ -180,6 +184,7 @@ def test_layer_matches_torch_with_copied_weights(cell_type, num_layers, bidirect
                              np.concatenate(list(h_n.numpy()[-dirs:]), -1), **TOL)
 
 
+@pytest.mark.torch
 def test_lengths_match_torch_packed_sequences():
   batch, steps, features, hidden = 3, 6, 4, 5
   reference, layer, variables = _torch_pair('lstm', features, hidden, 2, True)

@@ -94,7 +94,7 @@ def test_sigkill_at_a_random_step_loses_only_steps_since_the_checkpoint(tmp_path
   process = start_main(*flags)
   wait_for_progress(process, random.Random(0).randrange(150, 900, 10))
   process.kill()
-  process.wait()
+  process.communicate()  # also closes its pipes
   resumed = run_main(*flags)
   assert resumed.returncode == 0, resumed.stderr
   assert 'Resuming from checkpoint at step' in resumed.stdout

@@ -47,7 +47,7 @@ def test_trains_to_high_accuracy_and_writes_metrics(tmp_path):
   train = [r for r in records if 'train_loss' in r]
   assert [r['step'] for r in train] == list(range(20, 401, 20))
   assert train[-1]['train_loss'] < train[0]['train_loss'] / 4
-  assert json.load(open(tmp_path / 'config.json'))['model'] == 'convnet'
+  assert json.loads((tmp_path / 'config.json').read_text())['model'] == 'convnet'
 
   from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
   events = EventAccumulator(str(tmp_path / 'tensorboard'))

@@ -211,7 +211,7 @@ def make_train_step(task: tasks_lib.Task, skip_nonfinite: bool = False, dtype=jn
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                               model_state=new_model_state, opt_state=opt_state)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     if skip_nonfinite:
       new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state,

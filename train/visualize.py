@@ -631,8 +631,9 @@ class _Parser(cli.Parser):
   """One-line errors that name the subcommand's help."""
 
   def error(self, message):
-    print(f'error: {message} (see python -m train.visualize {self.prog.split()[-1]} --help)',
-          file=sys.stderr)
+    command = self.prog.split()[-1]  # the subcommand's parser has prog 'python -m train.visualize NAME'
+    help_of = 'python -m train.visualize' + ('' if command == 'train.visualize' else f' {command}')
+    print(f'error: {message} (see {help_of} --help)', file=sys.stderr)
     sys.exit(2)
 
 
