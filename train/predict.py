@@ -48,7 +48,8 @@ def predict(workdir: str, paths: Sequence[str], top: int = 5) -> dict[str, list[
   if not 1 <= top <= num_classes:
     raise cli.UsageError(f'--top must be between 1 and the number of classes, {num_classes}; '
                          f'got {top}')
-  probabilities = np.asarray(jax.nn.softmax(logits.astype(np.float64), axis=-1))
+  shifted = np.exp(logits.astype(np.float64) - logits.max(axis=-1, keepdims=True))
+  probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
   names = class_names.for_config(config, num_classes)
   results = {}
   for path, row in zip(paths, probabilities):
