@@ -149,6 +149,8 @@ def import_weights(source: str, path: str, model_name: str, workdir: str,
   with config.unlocked():  # the state's shapes do not depend on the batch; init one example
     small = config.copy_and_resolve_references()
     small.batch_size = 1
+  if source == 'torchvision':  # adaptive pools: the shapes do not depend on the image size
+    sample = {**sample, 'image': np.zeros((1, 64, 64, 3), np.float32)}
   state, _ = experiment.create_train_state(small, model, tx, sample,
                                            tasks_lib.create('classification'),
                                            platform.make_mesh())
