@@ -75,3 +75,32 @@ def test_safetensors_import_without_torch(tmp_path, monkeypatch, capsys):
   code = import_weights.main(['--source=torchvision', f'--file={tmp_path / "x.pth"}',
                               '--model=vgg11_bn', f'--workdir={tmp_path / "other"}'])
   assert code == 1 and 'needs PyTorch' in capsys.readouterr().err
+
+
+def test_evaluate_reads_an_imported_workdir(tmp_path):
+  """train.evaluate's path (experiment.restore, Run.evaluate) on imported weights, over tfds
+  mock ImageNet images preprocessed as recorded in the workdir."""
+  import tensorflow_datasets as tfds
+  from data import pipeline
+  model = models.create('vgg11_bn', hidden_features=(32, 32), pooled_size=7)  # 1000 classes
+  variables = jax.tree.map(np.asarray, model.init(jax.random.PRNGKey(3),
+                                                  np.zeros((1, 64, 64, 3), np.float32)))
+  path = str(tmp_path / 'w.safetensors')
+  safetensors_numpy.save_file(torchvision_state_dict(variables), path)
+  workdir = str(tmp_path / 'run')
+  import_weights.import_weights('torchvision', path, 'vgg11_bn', workdir,
+                                hidden_features=(32, 32))
+  with tfds.testing.mock_data(num_examples=6):
+    run = experiment.restore(workdir, config_overrides={'data': {'image_size': 48,
+                                                                 'decode_threads': 1}})
+    metrics = run.evaluate(batch_size=4)
+    batches = list(pipeline.eval_batches(run.dataset.eval, 4))
+  images = np.concatenate([b['image'][b['mask']] for b in batches])
+  labels = np.concatenate([b['label'][b['mask']] for b in batches])
+  assert images.shape == (6, 48, 48, 3)
+  logits = np.asarray(model.apply(variables, images), np.float64)
+  top = logits.max(-1)
+  loss = np.mean(top + np.log(np.exp(logits - top[:, None]).sum(-1))
+                 - logits[np.arange(len(labels)), labels])
+  assert metrics['loss'] == pytest.approx(loss, rel=1e-4)
+  assert metrics['accuracy'] == pytest.approx(np.mean(logits.argmax(-1) == labels))
