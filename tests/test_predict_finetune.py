@@ -100,6 +100,15 @@ def test_finetune_with_a_frozen_backbone(source, tmp_path):
   trainer.train_and_evaluate(config, workdir)
   _, _, resumed, step = experiment.restore_variables(workdir)
   assert step == 12
+  # Once it has checkpoints, a fine-tune resumes even when its source has gone.
+  moved = source_dir + '.moved'
+  os.rename(source_dir, moved)
+  try:
+    config = finetune_config(folder, source_dir, freeze_backbone=True, num_train_steps=14)
+    trainer.train_and_evaluate(config, workdir)
+  finally:
+    os.rename(moved, source_dir)
+  assert experiment.restore_variables(workdir)[3] == 14
   assert not np.array_equal(resumed['params']['logits']['kernel'],
                             after['params']['logits']['kernel'])
 

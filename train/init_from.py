@@ -16,6 +16,7 @@ new dataset's classes. The optimiser state is initialised anew.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jax
@@ -41,17 +42,35 @@ def head_name(model_name: str, model_kwargs: dict[str, Any], input_shape: tuple[
   return names[-1]
 
 
-def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def resolve_config(config: ml_collections.ConfigDict,
+                   workdir: str | None = None) -> ml_collections.ConfigDict:
   """`config` with the model (and image_folder preprocessing) of `config.init_from`'s workdir;
   `config` itself when `init_from` is not set.
 
+  A fine-tune that already has checkpoints in `workdir` does not need the source any more: if
+  the source's config.json is gone, the model comes from the fine-tune's own config.json.
+
   Raises:
-    FileNotFoundError: `init_from` is not a workdir with a config.json.
+    FileNotFoundError: `init_from` is not a workdir with a config.json (and `workdir` holds no
+      fine-tune of it to resume).
   """
   source_dir = config.get('init_from', None)
   if not source_dir:
     return config
   from data import preprocessing
+  from train import checkpoint as checkpoint_lib
+  if (workdir and not os.path.isfile(os.path.join(source_dir, 'config.json'))
+      and checkpoint_lib.has_checkpoints(workdir)
+      and os.path.isfile(os.path.join(workdir, 'config.json'))):
+    saved = config_checks.read_workdir_config(workdir)
+    if saved.get('init_from', None) == source_dir:
+      config = ml_collections.ConfigDict(config.to_dict())
+      for key in ('model', 'model_kwargs', 'head'):
+        config[key] = saved.get(key)
+      if config.dataset == 'image_folder':
+        for key in preprocessing.FIELDS:
+          config.data[key] = saved.data[key]
+      return config
   source = config_checks.read_workdir_config(source_dir)
   p = preprocessing.for_config(source)
   config = ml_collections.ConfigDict(config.to_dict())  # unlocked, placeholders resolved

@@ -102,7 +102,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 def _train(config, workdir: str, should_stop, eval_hooks) -> dict[str, Any]:
   """`train_and_evaluate` on a workdir this process owns."""
   is_main = jax.process_index() == 0
-  config = init_from.resolve_config(config)  # fine-tuning: the source workdir's model
+  config = init_from.resolve_config(config, workdir)  # fine-tuning: the source workdir's model
   try:
     check_resume_config(config, workdir)
     if is_main:
