@@ -43,9 +43,11 @@ def keras_vgg16(tmp_path_factory):
   outputs = [np.asarray(o) for o in probe.predict(x, verbose=0)]
   files = {'keras3_weights': str(directory / 'vgg16.weights.h5'),
            'keras3_archive': str(directory / 'vgg16.keras'),
-           'published_h5': str(directory / 'vgg16_weights_tf_dim_ordering_tf_kernels.h5')}
+           'published_h5': str(directory / 'vgg16_weights_tf_dim_ordering_tf_kernels.h5'),
+           'legacy_model_h5': str(directory / 'vgg16_model.h5')}
   net.save_weights(files['keras3_weights'])
   net.save(files['keras3_archive'])
+  net.save(files['legacy_model_h5'])  # a whole model in the legacy format: model_weights/
   from keras.src.legacy.saving import legacy_h5_format  # the format of the published files
   with h5py.File(files['published_h5'], 'w') as f:
     legacy_h5_format.save_weights_to_hdf5_group(f, net)
@@ -58,7 +60,8 @@ def test_preprocessing_is_keras_vgg16s(keras_vgg16):
   np.testing.assert_allclose(ours, x[0], atol=1e-4)
 
 
-@pytest.mark.parametrize('fmt', ['published_h5', 'keras3_weights', 'keras3_archive'])
+@pytest.mark.parametrize('fmt', ['published_h5', 'legacy_model_h5', 'keras3_weights',
+                                 'keras3_archive'])
 def test_logits_and_feature_maps_match_keras(keras_vgg16, fmt):
   files, _, x, want = keras_vgg16
   model = models.create('vgg16')
