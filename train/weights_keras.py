@@ -56,9 +56,9 @@ def _keras3(group, convs: list[str], denses: list[str]) -> dict[str, list[np.nda
   """Keras 3 files name layers by class and position; maps them onto the Flax names."""
   found: dict[str, list[tuple[int, list[np.ndarray]]]] = {}
   for name, layer in group['layers'].items():
-    match = re.fullmatch(r'([a-z0-9]+?)(?:_(\d+))?', name)
-    if not match or 'vars' not in layer or not len(layer['vars']):
-      continue
+    if 'vars' not in layer or not len(layer['vars']):
+      continue  # input, pooling, flatten
+    match = re.fullmatch(r'(.+?)(?:_(\d+))?', name)
     arrays = [np.asarray(layer['vars'][str(i)]) for i in range(len(layer['vars']))]
     found.setdefault(match[1], []).append((int(match[2] or 0), arrays))
   kinds = set(found) - {'conv2d', 'dense'}
