@@ -125,3 +125,7 @@ def test_backbone_learning_rate_multiplier():
   updates, _ = tx.update(grads, tx.init(params), params)
   np.testing.assert_allclose(updates['conv1']['kernel'], -0.1)
   np.testing.assert_allclose(updates['logits']['kernel'], -1.0)
+  with config.unlocked():
+    config.head = None
+  with pytest.raises(ValueError, match='init_from'):
+    optim.create_optimizer(config)

@@ -61,6 +61,9 @@ def create_optimizer(config) -> optax.GradientTransformation:
     multiplier = 1.0
   if multiplier < 0:
     raise ValueError(f'backbone_learning_rate_multiplier must be >= 0, got {multiplier}')
+  if not head and (frozen or multiplier != 1.0):
+    raise ValueError('freeze_backbone and backbone_learning_rate_multiplier need the output '
+                     'layer named in config.head, which --config.init_from=WORKDIR sets')
   if not head or (not frozen and multiplier == 1.0):
     return _create_optimizer(config, 1.0)
   backbone = optax.set_to_zero() if frozen else _create_optimizer(config, multiplier)
