@@ -13,7 +13,6 @@ fashion_mnist`); the digits ship with scikit-learn. Errors are one line, exit co
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 

@@ -1,6 +1,5 @@
 """The image_folder pipeline and the preprocessing it shares with imported weights."""
 
-import os
 
 import ml_collections
 import numpy as np
