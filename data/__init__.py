@@ -52,6 +52,8 @@ _PIPELINES = {
     'mnist': ('data.images:create_mnist', 'data.images:MnistOptions'),
     'cifar10': ('data.images:create_cifar10', 'data.images:Cifar10Options'),
     'imagenet2012': ('data.images:create_imagenet2012', 'data.images:ImageNetOptions'),
+    'imagenet2012_published': ('data.published:create', 'data.published:Options'),
+    'image_folder': ('data.image_folder:create', 'data.image_folder:Options'),
     'addition': ('data.synthetic:create_addition', 'data.synthetic:AdditionOptions'),
     'reversal': ('data.synthetic:create_reversal', 'data.synthetic:ReversalOptions'),
     'dates': ('data.synthetic:create_dates', 'data.synthetic:ProblemSetOptions'),

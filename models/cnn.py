@@ -255,6 +255,8 @@ class VGG(nn.Module):
   (block{i}_bn{j}); each 'M' a 2x2/2 max pool block{i}_pool that closes block i. Then flatten
   whatever map remains -> fc1, fc2 (`hidden_features`, ReLU, dropout after each) ->
   predictions. At 224x224 the map is 7x7, as in the paper; on 32x32 CIFAR images it is 1x1.
+  With `pooled_size` (7 in torchvision) an adaptive average pool `avgpool` first brings the map
+  to that size, so any input of at least 32x32 gives the classifier the same width.
   Five pools need inputs of at least 32x32: for smaller images use a shorter table (the 'small'
   config for 28x28) or pass your own list.
 
@@ -264,6 +266,8 @@ class VGG(nn.Module):
     num_classes: number of output logits.
     hidden_features: widths of the hidden dense layers fc1, fc2, ...
     dropout: dropout rate after each hidden dense layer.
+    pooled_size: output size of an adaptive average pool before the classifier
+      (torchvision's `avgpool`, 7); None: no pool, the classifier sees the map as it is.
     conv: the convolution module (`layers.Conv2D`'s signature and parameters).
   """
   config: Union[str, Sequence[Union[int, str]]] = 'D'
@@ -271,6 +275,7 @@ class VGG(nn.Module):
   num_classes: int = 1000
   hidden_features: Sequence[int] = (4096, 4096)
   dropout: float = 0.5
+  pooled_size: int | None = None
   conv: ModuleDef = Conv2D
 
   @nn.compact
@@ -291,6 +296,8 @@ class VGG(nn.Module):
         x = BatchNorm(name=f'block{block}_bn{layer}')(x, train)
       x = nn.relu(x)
       channels, layer = item, layer + 1
+    if self.pooled_size is not None:
+      x = AdaptiveAvgPool2D(self.pooled_size, name='avgpool')(x)
     x = Flatten()(x)
     return _classifier(x, self.hidden_features, self.num_classes, self.dropout, train, first=1,
                        dropout_first=False, output_name='predictions')

@@ -62,6 +62,8 @@ RUNS = {
                             'eval_batch_size': 8,
                             'model_kwargs': {'encoder_hidden': (16, 16), 'embed_dim': 8,
                                              'hidden_size': 16}},
+    ('finetune_folder', ''): {'image_folder': True, 'data': {'image_size': 32},
+                              'model_kwargs': {'width': 8}},
     ('msft_forecast', ''): {'data': {'input_length': 8, 'horizon': 3},
                             'model_kwargs': {'hidden_size': 8}},
     ('co2_forecast', ''): {'data': {'input_length': 8, 'horizon': 3},
@@ -202,6 +204,10 @@ def test_config_trains_two_steps(tmp_path, name, variant):
   if overrides.pop('tiny_coco', False):  # tests/tiny_coco.py: COCO's feature layout, 10 images
     import tiny_coco
     overrides['data_dir'] = tiny_coco.build(str(tmp_path / 'tfds'), str(tmp_path / 'images'))
+  if overrides.pop('image_folder', False):  # the digits as a folder of PNGs, 2 per class
+    from data import export_folder
+    export_folder.export('digits', str(tmp_path / 'folder'), train_per_class=2, val_per_class=1)
+    overrides['data_dir'] = str(tmp_path / 'folder')
   model_kwargs = overrides.pop('model_kwargs', {})
   data_options = overrides.pop('data', {})
   with config.unlocked():

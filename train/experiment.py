@@ -405,3 +405,44 @@ def restore(workdir: str, step: int | None = None, *, fresh_if_none: bool = Fals
 def initialize(config: ml_collections.ConfigDict) -> Run:
   """The freshly initialised model a training run with `config` starts from (`config.seed`)."""
   return _run(build(config), platform.make_mesh(), None, None)
+
+
+def restore_variables(workdir: str, step: int | None = None) -> tuple[
+    ml_collections.ConfigDict, Any, dict[str, Any], int]:
+  """A classification workdir's model and variables without opening its dataset (read-only).
+
+  For commands that only apply the model (prediction, fine-tuning from it): an imported workdir
+  of ImageNet weights is usable without ImageNet. The input shape comes from the config's
+  preprocessing (data/preprocessing.py `for_config`); the dataset is built only when the config
+  does not name the number of classes (`model_kwargs.num_classes`).
+
+  Returns:
+    (config, model, variables `{'params': ..., **model_state}`, step).
+
+  Raises:
+    FileNotFoundError: no workdir, no config.json, or no checkpoint.
+    ValueError: not an image classification workdir; a damaged config.json.
+    checkpoint.CheckpointError: the checkpoint cannot be read.
+  """
+  from data import preprocessing
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f'workdir {workdir} does not exist')
+  config = config_checks.read_workdir_config(workdir)
+  if not checkpoint_lib.has_checkpoints(workdir):
+    raise FileNotFoundError(f'{workdir} has no checkpoint')
+  shape = preprocessing.for_config(config).input_shape
+  overrides = {k: v for k, v in (config.get('model_kwargs', None) or {}).items() if v is not None}
+  if 'num_classes' not in overrides:
+    overrides = resolve_model_kwargs(config, data_lib.create(config).facts)
+  model = models.create(config.model, **overrides)
+  task = tasks_lib.create(config.get('task', 'classification'),
+                          **(config.get('task_kwargs', None) or {}))
+  sample = {'image': np.zeros((1,) + shape, np.float32), 'label': np.zeros((1,), np.int32)}
+  mesh = platform.make_mesh()
+  abstract, _ = abstract_train_state(config, model, optim.create_optimizer(config), sample, task,
+                                     mesh)
+  restored = checkpoint_lib.restore_read_only(workdir, abstract, step)
+  if restored is None:
+    raise FileNotFoundError(f'{workdir} has no checkpoint')
+  state, restored_step = restored
+  return config, model, state.variables, restored_step

@@ -11,10 +11,16 @@ Config keys:
     'warmup_cosine' (linear warm-up over `warmup_steps`, then cosine to 0).
   warmup_steps: linear warm-up length, also usable with 'step' and 'constant'.
   grad_clip_norm: clip the global gradient norm to this value (None: no clipping).
+  Fine-tuning (configs/finetune_folder.py, train/init_from.py): `head` names the output layer;
+  `freeze_backbone` leaves every other parameter unchanged (their updates are zero; batch-norm
+  statistics still follow the new data), `backbone_learning_rate_multiplier` scales their
+  learning rate instead (0.1: ten times smaller than the head's). Weight decay and momentum
+  and gradient clipping apply within each group.
 """
 
 from __future__ import annotations
 
+import jax
 import optax
 
 
@@ -46,7 +52,34 @@ def create_schedule(config) -> optax.Schedule:
 
 
 def create_optimizer(config) -> optax.GradientTransformation:
-  schedule = create_schedule(config)
+  """The config's optimiser; with a `head` and a frozen or slower backbone, the head and the
+  rest get their own (`optax.multi_transform` over the top-level parameter names)."""
+  head = config.get('head', None)
+  frozen = bool(config.get('freeze_backbone', False))
+  multiplier = config.get('backbone_learning_rate_multiplier', 1.0)
+  if multiplier is None:
+    multiplier = 1.0
+  if multiplier < 0:
+    raise ValueError(f'backbone_learning_rate_multiplier must be >= 0, got {multiplier}')
+  if not head and (frozen or multiplier != 1.0):
+    raise ValueError('freeze_backbone and backbone_learning_rate_multiplier need the output '
+                     'layer named in config.head, which --config.init_from=WORKDIR sets')
+  if not head or (not frozen and multiplier == 1.0):
+    return _create_optimizer(config, 1.0)
+  backbone = optax.set_to_zero() if frozen else _create_optimizer(config, multiplier)
+
+  def labels(params):
+    return {name: jax.tree.map(lambda _, n=name: 'head' if n == head else 'backbone', value)
+            for name, value in params.items()}
+
+  return optax.multi_transform({'head': _create_optimizer(config, 1.0), 'backbone': backbone},
+                               labels)
+
+
+def _create_optimizer(config, scale: float) -> optax.GradientTransformation:
+  """The optimiser of `config` with its learning rate (schedule) multiplied by `scale`."""
+  base = create_schedule(config)
+  schedule = base if scale == 1.0 else (lambda step: scale * base(step))
   name = config.get('optimizer', 'sgd')
   weight_decay = config.get('weight_decay', 0.0) or 0.0
   parts = []

@@ -22,6 +22,7 @@ from data import pipeline
 from train import checkpoint as checkpoint_lib
 from train import config_checks
 from train import experiment as experiment_lib
+from train import init_from
 from train import optim
 from train import platform
 from train import workdir as workdir_lib
@@ -101,6 +102,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 def _train(config, workdir: str, should_stop, eval_hooks) -> dict[str, Any]:
   """`train_and_evaluate` on a workdir this process owns."""
   is_main = jax.process_index() == 0
+  config = init_from.resolve_config(config, workdir)  # fine-tuning: the source workdir's model
   try:
     check_resume_config(config, workdir)
     if is_main:
@@ -129,6 +131,8 @@ def _train(config, workdir: str, should_stop, eval_hooks) -> dict[str, Any]:
   if restored is not None:
     state, _ = restored
     log.info('Resumed from step %d of %s', int(state.step), checkpointer.directory)
+  elif config.get('init_from', None):  # only a fresh run starts from another workdir
+    state = init_from.initialize_state(state, config)
   start_step = int(state.step)
   total_steps = config.num_train_steps
 
