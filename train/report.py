@@ -273,7 +273,7 @@ def _selected_metrics(groups: Sequence[Group], metric: str | None) -> list[str]:
   return sorted(names, key=lambda n: (n.startswith('best_'), n))
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
   minutes, secs = divmod(round(seconds), 60)
   hours, minutes = divmod(minutes, 60)
   if hours:
@@ -294,7 +294,7 @@ def markdown(groups: Sequence[Group], metric: str | None = None) -> str:
       cells = [label_text(group), str(len(group.finished)),
                *(format_stats(group.stats(n)) for n in names),
                ', '.join(map(str, group.steps())),
-               _duration(wall['mean']) if wall else '', '; '.join(group.hardware())]
+               duration(wall['mean']) if wall else '', '; '.join(group.hardware())]
       lines.append('| ' + ' | '.join(cells) + ' |')
   else:
     lines.append('No finished runs.')
