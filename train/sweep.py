@@ -72,12 +72,13 @@ def format_value(value: Any) -> str:
 
 
 def point_name(overrides: Sequence[tuple[str, str]]) -> str:
-  """`key=value,key=value`, filesystem-safe: characters other than letters, digits and `._=+-`
-  become `_`; names longer than 200 characters are cut and end in a hash of the whole."""
+  """`key=value,key=value`, filesystem-safe: in values, characters other than letters, digits
+  and `._+-` become `_`; names longer than 200 characters are cut and end in a hash of the whole."""
   if not overrides:
     return 'base'
   name = ','.join(f'{key}={value}' for key, value in overrides)
-  safe = re.sub(r'[^\w.=+,-]', '_', name).lstrip('.')
+  safe = ','.join(f'{key}=' + re.sub(r'[^\w.+-]', '_', value)
+                  for key, value in overrides).lstrip('.')
   if len(safe) > _MAX_NAME:
     safe = safe[:_MAX_NAME - 9] + '-' + hashlib.sha1(name.encode()).hexdigest()[:8]
   return safe
@@ -106,7 +107,15 @@ def product_points(specs: Sequence[tuple[str, Sequence[str]]]) -> list[Point]:
   for values in itertools.product(*(values for _, values in specs)):
     overrides = tuple(zip(keys, values))
     points.append(Point(point_name(overrides), overrides))
+  _check_unique(points, '--sweep')
   return points
+
+
+def _check_unique(points: Sequence[Point], source: str) -> None:
+  names = [p.name for p in points]
+  repeated = sorted({n for n in names if names.count(n) > 1})
+  if repeated:
+    raise ValueError(f'{source}: points with the same name: {", ".join(repeated)}')
 
 
 def dict_points(sweep: Iterable[dict[str, Any]], source: str) -> list[Point]:
@@ -117,10 +126,7 @@ def dict_points(sweep: Iterable[dict[str, Any]], source: str) -> list[Point]:
       raise ValueError(f'{source}: item {i} is not a dict of config overrides: {item!r}')
     overrides = tuple((key, format_value(value)) for key, value in item.items())
     points.append(Point(point_name(overrides), overrides))
-  names = [p.name for p in points]
-  repeated = sorted({n for n in names if names.count(n) > 1})
-  if repeated:
-    raise ValueError(f'{source}: points with the same name: {", ".join(repeated)}')
+  _check_unique(points, source)
   return points
 
 
