@@ -94,6 +94,7 @@ def test_quick_suite_writes_the_table_and_skips_a_target_without_data(tmp_path):
       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr + result.stdout
   assert 'skipped fashion_mnist_quick: data not prepared' in result.stdout
+  assert '] digits_quick/seed=1  done  step 20/20  eval_accuracy ' in result.stdout
   assert sorted(os.listdir(root)) == ['digits_quick']
   assert sorted(os.listdir(root / 'digits_quick')) == ['seed=0', 'seed=1']
   text = readme.read_text()

@@ -86,7 +86,8 @@ def target_runs(target: targets_lib.Target, root: str, seeds: int,
   """A sweep Run per seed, in `root/TARGET/seed=S`."""
   points = [sweep.Point(f'seed={s}', (*target.overrides, *overrides, ('seed', str(s))))
             for s in range(seeds)]
-  return sweep.build_runs(target.config, os.path.join(root, target.name), points, ())
+  return sweep.build_runs(target.config, os.path.join(root, target.name), points, (),
+                          prefix=f'{target.name}/')
 
 
 @dataclasses.dataclass

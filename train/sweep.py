@@ -222,8 +222,9 @@ _METRIC = re.compile(r'(eval_\w+|train_loss) (-?[\d.]+(?:e-?\d+)?|nan|inf)')
 class Run:
   """One point's run: its command, workdir, state and latest progress."""
 
-  def __init__(self, point: Point, root: str, argv: list[str]):
+  def __init__(self, point: Point, root: str, argv: list[str], label: str | None = None):
     self.point, self.argv = point, argv
+    self.label = point.name if label is None else label  # what the progress lines call it
     self.workdir = os.path.join(root, point.name)
     self.state = 'queued'
     self.returncode: int | None = None
@@ -271,7 +272,7 @@ class Run:
                     or f'exit code {returncode}, no output on stderr')
 
   def line(self) -> str:
-    parts = [self.point.name, self.state]
+    parts = [self.label, self.state]
     if self.step is not None:
       parts.append(f'step {self.step}/{self.total}')
     if self.metric:
@@ -448,12 +449,13 @@ class SubmititExecutor:
       raise
 
 
-def build_runs(config: str, root: str, points: Sequence[Point], extra: Sequence[str]) -> list[Run]:
-  """A Run per point; finished ones are marked 'skipped'."""
+def build_runs(config: str, root: str, points: Sequence[Point], extra: Sequence[str],
+               prefix: str = '') -> list[Run]:
+  """A Run per point, labelled `prefix` + its name; finished ones are marked 'skipped'."""
   runs = []
   for point in points:
     workdir = os.path.join(root, point.name)
-    run = Run(point, root, command(config, workdir, point, extra))
+    run = Run(point, root, command(config, workdir, point, extra), prefix + point.name)
     if is_finished(run.workdir, run.argv):
       run.state = 'skipped'
       run.refresh()
@@ -488,7 +490,7 @@ def summary(runs: Sequence[Run]) -> tuple[str, int]:
   lines = [f'Sweep: {len(runs)} runs: {text}.']
   failed = [r for r in runs if r.state == 'failed']
   for run in failed:
-    lines.append(f'failed: {run.point.name}: {run.error} (log: {run.workdir}/{STDERR})')
+    lines.append(f'failed: {run.label}: {run.error} (log: {run.workdir}/{STDERR})')
   return '\n'.join(lines), 1 if failed else 0
 
 
