@@ -487,7 +487,7 @@ def summary(runs: Sequence[Run]) -> tuple[str, int]:
   counts = {state: sum(r.state == state for r in runs)
             for state in ('done', 'skipped', 'failed', 'stopped', 'queued')}
   text = ', '.join(f'{n} {state}' for state, n in counts.items() if n)
-  lines = [f'Sweep: {len(runs)} runs: {text}.']
+  lines = [f'Sweep: {len(runs)} runs: {text}.' if runs else 'Sweep: nothing to run.']
   failed = [r for r in runs if r.state == 'failed']
   for run in failed:
     lines.append(f'failed: {run.label}: {run.error} (log: {run.workdir}/{STDERR})')
