@@ -80,7 +80,7 @@ def test_groups_differ_only_in_seed_and_stats_match_numpy(sweep_root):
     wall = group.wall_seconds()
     np.testing.assert_allclose(wall['mean'], np.mean([10.0 + s for s in seeds]))
     assert group.steps() == [100]
-    assert group.hardware() == ['1x CPU (Test CPU)']
+    assert group.hardware() == ['1x CPU (Test CPU)']  # no host_cores recorded
 
 
 def test_single_run_has_no_std_and_the_table_shows_one_value(tmp_path):

@@ -129,36 +129,40 @@ def _mtimes(workdir):
 
 
 def test_sigterm_stops_the_sweep_and_a_rerun_skips_finished_and_resumes(tmp_path):
+  # Two points run at once: a short one that finishes, a long one stopped after its first
+  # checkpoint.
   root = str(tmp_path / 'sweep')
-  args = [f'--workdir={root}', '--sweep=seed=0,1', '--parallel=1',
-          '--config.num_train_steps=800', '--config.checkpoint_every_steps=50',
-          '--config.eval_every_steps=800', '--config.log_every_steps=50',
-          '--config.tensorboard_images=False']
+  args = [f'--workdir={root}', '--sweep=num_train_steps=20,1000', '--parallel=2',
+          '--config.checkpoint_every_steps=100', '--config.eval_every_steps=1000',
+          '--config.log_every_steps=100', '--config.tensorboard_images=False']
   process = subprocess.Popen([sys.executable, '-m', 'train.sweep', '--config=configs/default.py',
                               *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
-  first, second = os.path.join(root, 'seed=0'), os.path.join(root, 'seed=1')
+  short, long = os.path.join(root, 'num_train_steps=20'), os.path.join(root, 'num_train_steps=1000')
   deadline = time.monotonic() + 240
   while time.monotonic() < deadline and process.poll() is None:
-    checkpoints = os.path.join(second, 'checkpoints')
-    if os.path.isdir(checkpoints) and any(n.isdigit() for n in os.listdir(checkpoints)):
+    checkpoints = os.path.join(long, 'checkpoints')
+    info = os.path.join(short, 'run.json')
+    if (os.path.isdir(checkpoints) and any(n.isdigit() for n in os.listdir(checkpoints))
+        and os.path.exists(info) and '"finished": true' in open(info).read()):
       break
     time.sleep(0.05)
   process.send_signal(signal.SIGTERM)
   out, err = process.communicate(timeout=120)
   assert process.returncode == 143, out + err
   assert 'SIGTERM received: stopped; run the same command to resume.' in out
-  assert 'seed=1  stopped' in out
-  with open(os.path.join(second, 'run.json')) as f:
+  assert 'num_train_steps=1000  stopped' in out and 'num_train_steps=20  done' in out
+  with open(os.path.join(long, 'run.json')) as f:
     stopped = json.load(f)
-  assert stopped['finished'] is False and 0 < stopped['step'] < 800
-  before = _mtimes(first)
+  assert stopped['finished'] is False and 0 < stopped['step'] < 1000
+  before = _mtimes(short)
 
   result = run_sweep(*args)
   assert result.returncode == 0, result.stderr + result.stdout
-  assert '[1/2] seed=0  skipped' in result.stdout and 'Sweep: 2 runs: 1 done, 1 skipped.' in result.stdout
-  assert _mtimes(first) == before  # not retrained, not even re-evaluated
-  with open(os.path.join(second, sweep.STDOUT)) as f:
+  assert '[1/2] num_train_steps=20  skipped  step 20/20' in result.stdout
+  assert 'Sweep: 2 runs: 1 done, 1 skipped.' in result.stdout
+  assert _mtimes(short) == before  # not retrained, not even re-evaluated
+  with open(os.path.join(long, sweep.STDOUT)) as f:
     assert f'Resuming from checkpoint at step {stopped["step"]}.' in f.read()
-  with open(os.path.join(second, 'run.json')) as f:
+  with open(os.path.join(long, 'run.json')) as f:
     assert json.load(f)['finished'] is True

@@ -210,10 +210,12 @@ def summarise(values: Sequence[float]) -> dict[str, float | None] | None:
 
 
 def describe_hardware(info: dict[str, Any]) -> str:
-  """'1x cpu (AMD EPYC)', '8x NVIDIA H100 80GB HBM3'."""
+  """'1x CPU (AMD EPYC, 2 cores)', '8x NVIDIA H100 80GB HBM3'."""
   text = f"{info.get('device_count', '?')}x {info.get('device_kind', '?')}"
   if info.get('platform') == 'cpu' and info.get('host_cpu'):
-    text = f"{info.get('device_count', '?')}x CPU ({info['host_cpu']})"
+    cores = info.get('host_cores')
+    text = f"{info.get('device_count', '?')}x CPU ({info['host_cpu']}"
+    text += f', {cores} core{"s" if cores != 1 else ""})' if cores else ')'
   return text
 
 

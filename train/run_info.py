@@ -3,11 +3,12 @@
 The trainer writes it when a run (or a resumed part of it) starts and again when it ends:
 
   {"platform": "cpu", "device_kind": "cpu", "device_count": 1, "process_count": 1,
-   "host_cpu": "AMD EPYC 9R14", "jax_version": "0.10.2", "started": "2026-...Z",
+   "host_cpu": "AMD EPYC 9R14", "host_cores": 2, "jax_version": "0.10.2", "started": "2026-...Z",
    "ended": "2026-...Z", "wall_seconds": 12.3, "step": 1500, "num_train_steps": 1500,
    "finished": true}
 
 `wall_seconds` adds up the sessions of a resumed run; `started` is the first session's start.
+`host_cores` is the number of cores the process may run on (its affinity).
 `finished` is true once the run has trained `num_train_steps` and evaluated the final step.
 `read(workdir)` returns the dict, or None when there is no (readable) run.json.
 """
@@ -34,6 +35,13 @@ def host_cpu() -> str:
   except OSError:
     pass
   return host_platform.processor() or host_platform.machine()
+
+
+def host_cores() -> int | None:
+  """The number of cores this process may run on (its affinity, where the OS has one)."""
+  if hasattr(os, 'sched_getaffinity'):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count()
 
 
 def read(workdir: str) -> dict[str, Any] | None:
@@ -77,7 +85,7 @@ class Session:
     self._info = {
         'platform': jax.default_backend(), 'device_kind': device.device_kind,
         'device_count': jax.device_count(), 'process_count': jax.process_count(),
-        'host_cpu': host_cpu(), 'jax_version': jax.__version__,
+        'host_cpu': host_cpu(), 'host_cores': host_cores(), 'jax_version': jax.__version__,
         'started': before.get('started') or _now(), 'ended': None,
         'wall_seconds': float(before.get('wall_seconds') or 0.0), 'step': step,
         'num_train_steps': self.num_train_steps, 'finished': False}
