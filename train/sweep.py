@@ -403,7 +403,12 @@ class SubmititExecutor:
       import submitit
     except ImportError:
       raise RuntimeError("--executor=slurm needs submitit: pip install -e '.[sweep]'") from None
-    self.executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    try:
+      self.executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    except RuntimeError as error:
+      raise RuntimeError(f'--executor={"slurm" if cluster == "slurm" else "submitit_local"}: '
+                         f'{cli.one_line(error)} (run it where SLURM is, or use '
+                         f'--executor=local)') from None
     parameters: dict[str, Any] = {'timeout_min': time_min}
     if cluster == 'slurm':
       parameters.update(slurm_array_parallelism=parallel, gpus_per_node=gpus_per_run,
