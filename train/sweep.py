@@ -262,7 +262,7 @@ class Run:
     self.returncode = returncode
     self.refresh()
     info = run_info.read(self.workdir) or {}
-    if returncode == 0 and info.get('finished'):
+    if info.get('finished'):  # trained, evaluated and saved: a signal while it exited is moot
       self.state = 'done'
     elif returncode == 0:
       self.state = 'stopped'
