@@ -92,11 +92,13 @@ _AS_COMMAND = _MAIN_MODULE.startswith('train.')
 if _AS_COMMAND:
   sys.excepthook = _quiet_interrupt
 
-# The read-only commands (everything but training, which checkpoints first: train/main.py) end
-# at the first Ctrl-C, decided on a helper thread from the moment this module is imported. A
-# KeyboardInterrupt raised in the main thread instead can land where Python ignores it (inside a
-# garbage-collection callback of JAX's) and the command would run on.
-_EXIT_ON_INTERRUPT = (_AS_COMMAND and _MAIN_MODULE != 'train.main'
+# The read-only commands (everything but training, which checkpoints first: train/main.py, and
+# the commands that run training as subprocesses and stop them cleanly: train/sweep.py,
+# train/reproduce.py) end at the first Ctrl-C, decided on a helper thread from the moment this
+# module is imported. A KeyboardInterrupt raised in the main thread instead can land where Python
+# ignores it (inside a garbage-collection callback of JAX's) and the command would run on.
+_STOPS_CLEANLY = ('train.main', 'train.sweep', 'train.reproduce')
+_EXIT_ON_INTERRUPT = (_AS_COMMAND and _MAIN_MODULE not in _STOPS_CLEANLY
                       and threading.current_thread() is threading.main_thread())
 if _EXIT_ON_INTERRUPT:
   signal.signal(signal.SIGINT, lambda signum, frame: exit_now(130))

@@ -25,6 +25,7 @@ from train import experiment as experiment_lib
 from train import init_from
 from train import optim
 from train import platform
+from train import run_info
 from train import workdir as workdir_lib
 from train.metrics_writer import MetricWriter, Progress
 
@@ -144,6 +145,9 @@ def _train(config, workdir: str, should_stop, eval_hooks) -> dict[str, Any]:
     if start_step:
       print(f'Resuming from checkpoint at step {start_step}.', flush=True)
 
+  session = run_info.Session(workdir, total_steps)  # run.json: hardware, wall time, finished
+  if is_main:
+    session.begin(start_step)
   writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)  # drops rows > start
   progress = Progress(total_steps, config.batch_size, start_step, enabled=is_main)
   train_iter = pipeline.prefetch(pipeline.train_batches(
@@ -172,7 +176,7 @@ def _train(config, workdir: str, should_stop, eval_hooks) -> dict[str, Any]:
   last_good_step = checkpointer.latest_step()
   progress.restart_clock(start_step)
   batch = first_batch
-  step = start_step
+  step = done_step = start_step  # done_step: trained, evaluated and checkpointed as configured
   try:
     while step < total_steps:
       state, sums, stats = train_step(state, batch)
@@ -221,6 +225,7 @@ def _train(config, workdir: str, should_stop, eval_hooks) -> dict[str, Any]:
         checkpointer.save(step, state)
         last_good_step = step
         progress.restart_clock(step)
+      done_step = step
       if not is_last and should_stop is not None and _all_agree_to_stop(should_stop(), step):
         if not saved:
           checkpointer.save(step, state)
@@ -234,5 +239,7 @@ def _train(config, workdir: str, should_stop, eval_hooks) -> dict[str, Any]:
   finally:
     writer.close()
     checkpointer.close()
+    if is_main:
+      session.end(done_step)
   final['step'] = max(step, start_step)
   return final
