@@ -17,7 +17,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from data import DatasetNotFoundError, images, pipeline
+from data import DatasetNotFoundError, imagenet_like, images, pipeline
 import data
 
 
@@ -174,10 +174,10 @@ def test_threaded_source_is_deterministic_whatever_the_thread_count():
 # --- The pipelines on tfds.testing.mock_data. -------------------------------------------------
 
 
-def _check_train_eval(dataset, image_shape):
+def _check_train_eval(dataset, image_shape, dtype=np.float32):
   indices = np.arange(4)
   train = dataset.train.fetch(indices, np.random.default_rng(0))
-  assert train['image'].shape == (4, *image_shape) and train['image'].dtype == np.float32
+  assert train['image'].shape == (4, *image_shape) and train['image'].dtype == dtype
   assert train['label'].shape == (4,) and train['label'].dtype == np.int32
   again = dataset.train.fetch(indices, np.random.default_rng(0))
   np.testing.assert_array_equal(train['image'], again['image'])
@@ -232,14 +232,23 @@ def test_cifar10_mock(tmp_path):
                                 plain.train.arrays['image'][:4] / np.float32(255))
 
 
-def test_imagenet2012_mock(tmp_path):
-  dataset = _mock('imagenet2012', tmp_path, num_examples=6, image_size=24, decode_threads=2)
-  assert dataset.facts == pipeline.ClassificationFacts(1000, (24, 24, 3))
+def test_imagenet2012_on_synthetic_jpegs(tmp_path):
+  # tfds.testing.mock_data cannot hand out JPEG bytes without TensorFlow; data.imagenet_like writes
+  # a real (tiny) array_record dataset instead.
+  imagenet_like.write(tmp_path, num_train=6, num_eval=6, sizes=((40, 30), (30, 44)))
+  dataset = data.create(_config(tmp_path, 'imagenet2012', image_size=24, decode_threads=2))
+  # uint8 pixels, normalised with the ImageNet statistics inside the step (train/tasks.py).
+  assert dataset.facts == pipeline.ClassificationFacts(1000, (24, 24, 3), images.IMAGENET_MEAN,
+                                                       images.IMAGENET_STD)
+  assert dataset.facts.task_kwargs() == {'image_mean': images.IMAGENET_MEAN,
+                                         'image_std': images.IMAGENET_STD}
   assert len(dataset.train) == len(dataset.eval) == 6
-  train = _check_train_eval(dataset, (24, 24, 3))
-  mean, std = np.array(images.IMAGENET_MEAN), np.array(images.IMAGENET_STD)
-  assert (train['image'] >= (0 - mean) / std - 1e-5).all()
-  assert (train['image'] <= (1 - mean) / std + 1e-5).all()
+  assert dataset.train.workers == (os.cpu_count() or 1)  # the default: one per core
+  train = _check_train_eval(dataset, (24, 24, 3), np.uint8)
+  assert train['image'].std() > 10  # random pixels, not a constant
+  plain = data.create(_config(tmp_path, 'imagenet2012', image_size=24, standardize=False,
+                              workers=0))
+  assert plain.facts.task_kwargs() == {} and plain.train.workers == 0
   other = dataset.train.fetch(np.arange(4), np.random.default_rng(1))
   assert not np.array_equal(train['image'], other['image'])
   assert 0 <= train['label'].min() and train['label'].max() < 1000
@@ -287,12 +296,15 @@ def test_imagenet2012_reads_jpeg_bytes_of_any_size(tmp_path):
   batch = dataset.eval.fetch(np.arange(2), None)
   assert batch['image'].shape == (2, 16, 16, 3)
   np.testing.assert_array_equal(batch['label'], [0, 100])
-  # Decoding in tfds (arrays) and here (raw JPEG bytes via SkipDecoding) give the same batch.
-  raw = images.open_split('imagenet2012', 'validation', os.fspath(tmp_path),
-                          decoders={'image': tfds.decode.SkipDecoding()})
-  assert isinstance(raw[0]['image'], bytes)
-  source = images.ThreadedExampleSource(raw, images.imagenet_example_fn(16, augment=False))
-  np.testing.assert_array_equal(source.fetch(np.arange(2), None)['image'], batch['image'])
+  # The pipeline reads JPEG bytes (SkipDecoding) and ships uint8: the same pixels as decoding in
+  # tfds (arrays) and the float32 example function, scaled back.
+  assert batch['image'].dtype == np.uint8
+  decoded = images.open_split('imagenet2012', 'validation', os.fspath(tmp_path))
+  assert not isinstance(decoded[0]['image'], bytes)
+  source = images.ThreadedExampleSource(
+      decoded, images.imagenet_example_fn(16, augment=False, mean=None, std=None))
+  np.testing.assert_array_equal(source.fetch(np.arange(2), None)['image'],
+                                batch['image'] / np.float32(255))
   train = dataset.train.fetch(np.arange(3), np.random.default_rng(0))
   assert train['image'].shape == (3, 16, 16, 3)
 

@@ -95,13 +95,20 @@ class Experiment:
     """One training example as a batch of one, unaugmented (its shapes and dtypes)."""
     return self.dataset.train.fetch(np.arange(1), None)
 
+  def prepare(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A host batch as the model sees it inside the steps (`task.prepare`: e.g. uint8 images
+    normalised to float32), as NumPy arrays: for code that calls the model directly."""
+    prepared = self.task.prepare(batch)
+    return {name: np.asarray(value) for name, value in prepared.items()}
+
 
 def build(config: ml_collections.ConfigDict) -> Experiment:
   """Builds the dataset, task and model of `config` (nothing is initialised or compiled)."""
   dtype = compute_dtype(config.get('compute_dtype', 'float32'))
   dataset = data_lib.create(config)
   task = tasks_lib.create(config.get('task', 'classification'),
-                          **(config.get('task_kwargs', None) or {}))
+                          **{**dataset.facts.task_kwargs(),
+                             **(config.get('task_kwargs', None) or {})})
   kwargs = resolve_model_kwargs(config, dataset.facts)
   model = models.create(config.model, **kwargs)
   return Experiment(config=config, dataset=dataset, task=task, model=model, model_kwargs=kwargs,
@@ -143,8 +150,8 @@ def _state_initializer(config, model, tx, sample_batch, task) -> Callable[[], Tr
   keeps per example (e.g. a language model's carried recurrent state) has its training shape.
   """
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  inputs = task.model_inputs({k: np.zeros((config.batch_size,) + v.shape[1:], v.dtype)
-                              for k, v in sample_batch.items()})
+  inputs = task.model_inputs(task.prepare(
+      {k: np.zeros((config.batch_size,) + v.shape[1:], v.dtype) for k, v in sample_batch.items()}))
 
   def init():
     variables = model.init({'params': init_rng, 'dropout': init_rng}, *inputs, train=False)
@@ -200,7 +207,8 @@ def make_train_step(task: tasks_lib.Task, skip_nonfinite: bool = False, dtype=jn
 
     def loss_fn(params):
       variables = cast_floating({'params': params, **state.model_state}, dtype)
-      outputs = task.apply(state.apply_fn, variables, cast_floating(batch, dtype), train=True,
+      inputs = cast_floating(task.prepare(batch), dtype)
+      outputs = task.apply(state.apply_fn, variables, inputs, train=True,
                            rngs={'dropout': dropout_rng}, mutable=mutable or False)
       outputs, new_model_state = outputs if mutable else (outputs, {})
       loss, sums = task.loss_and_sums(outputs, batch)
@@ -229,7 +237,8 @@ def make_eval_step(task: tasks_lib.Task, dtype=jnp.float32):
 
   def eval_step(state: TrainState, batch: dict[str, jax.Array]):
     variables = cast_floating(state.variables, dtype)
-    outputs = task.apply(state.apply_fn, variables, cast_floating(batch, dtype), train=False)
+    outputs = task.apply(state.apply_fn, variables, cast_floating(task.prepare(batch), dtype),
+                         train=False)
     return task.loss_and_sums(outputs, batch)[1]
 
   return eval_step
@@ -339,9 +348,9 @@ class Run:
     the devices are sharded over the mesh like training batches, others are replicated.
     """
     dtype = self.experiment.dtype
-    model = self.model
+    model, prepare = self.model, self.experiment.task.prepare
     jitted = jax.jit(lambda variables, batch: fn(model, cast_floating(variables, dtype),
-                                                 cast_floating(batch, dtype)))
+                                                 cast_floating(prepare(batch), dtype)))
     devices = self.mesh.devices.size
 
     def call(batch):
