@@ -310,26 +310,51 @@ def eval_batches(source: Source, batch_size: int, process_index: int = 0,
 
 
 def prefetch(iterator: Iterator[Batch], size: int = 2) -> Iterator[Batch]:
-  """Runs `iterator` in a background thread, `size` batches ahead (NumPy work releases the GIL)."""
+  """Runs `iterator` in a background thread, `size` batches ahead (NumPy work releases the GIL).
+
+  Closing the returned generator (or dropping it) stops the thread, which then closes `iterator`
+  (e.g. ending its worker processes); the close waits up to 10 s for that.
+  """
   buffer: queue.Queue = queue.Queue(maxsize=size)
   done = object()
+  stop = threading.Event()
+
+  def put(item) -> bool:
+    while not stop.is_set():
+      try:
+        buffer.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        pass
+    return False
 
   def produce():
     try:
       for item in iterator:
-        buffer.put(item)
+        if not put(item):
+          break
+      else:
+        put(done)
     except BaseException as error:  # re-raised in the consumer
-      buffer.put(_Failure(error))
-    buffer.put(done)
+      put(_Failure(error))
+    finally:
+      close = getattr(iterator, 'close', None)
+      if close is not None:
+        close()
 
-  threading.Thread(target=produce, daemon=True).start()
-  while True:
-    item = buffer.get()
-    if item is done:
-      return
-    if isinstance(item, _Failure):
-      raise item.error
-    yield item
+  thread = threading.Thread(target=produce, daemon=True)
+  thread.start()
+  try:
+    while True:
+      item = buffer.get()
+      if item is done:
+        return
+      if isinstance(item, _Failure):
+        raise item.error
+      yield item
+  finally:
+    stop.set()
+    thread.join(timeout=10)
 
 
 _Failure = collections.namedtuple('_Failure', ['error'])
