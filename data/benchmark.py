@@ -228,8 +228,10 @@ def main(argv: list[str]) -> int:
     raise cli.UsageError(f'--dataset is required; one of {", ".join(data.names())}')
   names = [n.strip() for n in _DATASET.value.split(',') if n.strip()]
   for name in names:
-    if name not in data.names():
-      data.options_class(name)  # the ValueError names the close match and the known ones
+    try:
+      data.options_class(name)
+    except ValueError as error:  # names the close match and the known ones
+      raise cli.UsageError(str(error)) from None
   try:
     counts = [int(w) for w in _WORKERS.value]
   except ValueError:
