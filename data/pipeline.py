@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import os
 import queue
 import threading
@@ -264,8 +265,9 @@ def train_batches(source: Source, batch_size: int, seed: int, start_step: int = 
   workers = getattr(source, 'workers', 0) or 0
   if workers > 0:
     from data import workers as workers_lib
-    yield from workers_lib.train_batches(source, batch_size, seed, start_step, process_index,
-                                         process_count, workers)
+    batch_at = functools.partial(train_batch, source, batch_size, seed,
+                                 process_index=process_index, process_count=process_count)
+    yield from workers_lib.batches(batch_at, start_step, workers_lib.ENDLESS, workers)
     return
   step = start_step
   while True:
@@ -301,12 +303,21 @@ def eval_batches(source: Source, batch_size: int, process_index: int = 0,
   if batch_size % process_count:
     raise ValueError(f'eval batch_size {batch_size} does not divide over {process_count} processes.')
   workers = getattr(source, 'workers', 0) or 0
-  if workers > 0 and len(source) > batch_size:
+  count = -(-len(source) // batch_size)
+  if workers > 0 and count > 1:
     from data import workers as workers_lib
-    yield from workers_lib.eval_batches(source, batch_size, process_index, process_count, workers)
+    batch_at = functools.partial(_eval_batch_number, source, batch_size,
+                                 process_index=process_index, process_count=process_count)
+    yield from workers_lib.batches(batch_at, 0, count, workers)
     return
   for start in range(0, len(source), batch_size):
     yield eval_batch(source, batch_size, start, process_index, process_count)
+
+
+def _eval_batch_number(source: Source, batch_size: int, number: int, process_index: int = 0,
+                       process_count: int = 1) -> Batch:
+  """Eval batch `number` (examples from `number * batch_size`), for worker processes."""
+  return eval_batch(source, batch_size, number * batch_size, process_index, process_count)
 
 
 def prefetch(iterator: Iterator[Batch], size: int = 2) -> Iterator[Batch]:
