@@ -145,6 +145,11 @@ class DatasetFacts:
     trainer passes them to the model, under the config's `model_kwargs`, which override them."""
     return {}
 
+  def task_kwargs(self) -> dict[str, Any]:
+    """The task's constructor arguments that follow from the data (e.g. the statistics that uint8
+    images are normalised with in the step); passed under the config's `task_kwargs`."""
+    return {}
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassificationFacts(DatasetFacts):

@@ -107,7 +107,7 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   dtype = compute_dtype(config.get('compute_dtype', 'float32'))
   dataset = data_lib.create(config)
   task = tasks_lib.create(config.get('task', 'classification'),
-                          **{**dataset.facts.task_kwargs(),
+                          **{**getattr(dataset.facts, 'task_kwargs', dict)(),
                              **(config.get('task_kwargs', None) or {})})
   kwargs = resolve_model_kwargs(config, dataset.facts)
   model = models.create(config.model, **kwargs)

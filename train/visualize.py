@@ -450,7 +450,9 @@ class TensorBoardImages:
       batch = experiment.dataset.eval.fetch(np.arange(1), None)
       if 'image' not in batch or np.ndim(batch['image']) != 4:
         return
-      batch = experiment.prepare(batch)  # uint8 images: normalised as in the step
+      prepare = getattr(experiment, 'prepare', None)  # uint8 images: normalised as in the step
+      if prepare is not None:
+        batch = prepare(batch)
       variables = {'params': state.params, **(state.model_state or {})}
       for tag, image in tensorboard_images(state.apply_fn, variables, batch['image'][0]).items():
         writer.add_image(tag, image, step)
