@@ -7,26 +7,29 @@ Official tfds builders need TensorFlow to *prepare* (not to read), so prepare th
 TensorFlow is installed, e.g. `tfds build cifar10 --data_dir=DIR --file_format=array_record`, and
 point `--config.data_dir=DIR` at the result.
 
-Per dataset (each returns `data.pipeline.Dataset`; images come out float32 `[n, H, W, C]`, labels
-int32 `[n]`):
+Per dataset (each returns `data.pipeline.Dataset`; labels int32 `[n]`):
 
-| name         | train / eval       | source                  | training augmentation             |
-|--------------|--------------------|-------------------------|-----------------------------------|
-| mnist        | train / test       | in memory, ArraySource  | none (`augment`: 2-px pad crop)   |
-| cifar10      | train / test       | in memory, ArraySource  | crop 32 of 4-px zero pad, flip    |
-| imagenet2012 | train / validation | ThreadedExampleSource   | random-resized crop, flip         |
+| name         | train / eval       | source                  | images             | training augmentation           |
+|--------------|--------------------|-------------------------|--------------------|---------------------------------|
+| mnist        | train / test       | in memory, ArraySource  | float32, on host   | none (`augment`: 2-px pad crop) |
+| cifar10      | train / test       | in memory, ArraySource  | float32, on host   | crop 32 of 4-px zero pad, flip  |
+| imagenet2012 | train / validation | example_source, workers | uint8, in the step | random-resized crop, flip       |
 
 ImageNet: training crops a random box covering 8%-100% of the image with aspect ratio in
 [3/4, 4/3] (Inception / torchvision `RandomResizedCrop`), resizes it to `image_size` (bilinear)
 and flips it with probability 1/2; evaluation resizes the shorter side to
 `round(image_size * 256 / 224)` (256 for 224, 259 for AlexNet's 227) and takes the central
-`image_size` square. Pixels are decoded by PIL (tfds decodes with PIL when OpenCV is absent;
-encoded bytes, e.g. from `tfds.decode.SkipDecoding()`, are decoded here with PIL too).
+`image_size` square. The JPEG bytes are read undecoded (`tfds.decode.SkipDecoding`) and decoded
+here by PIL, at 1/2, 1/4 or 1/8 size (libjpeg's DCT scaling, `draft`) when the crop still has at
+least `image_size` pixels a side there. Batches are built in `workers` processes (grain,
+data/workers.py) and hold uint8 pixels (a quarter of float32's bytes), which the classification
+task normalises inside the compiled step (`ClassificationFacts.image_mean` / `image_std`).
 
 Normalisation: pixels are scaled to [0, 1], then, when `standardize` is on, each channel has the
 dataset's mean subtracted and is divided by its standard deviation (statistics of the training
-split, below). Augmentation happens only in training (`fetch(indices, rng)` with `rng` not None) and
-draws only from that `rng`, so a batch is a pure function of `(indices, rng)`.
+split, below); on the host for MNIST and CIFAR-10, in the step for ImageNet. Augmentation happens
+only in training (`fetch(indices, rng)` with `rng` not None) and draws only from that `rng`, so a
+batch is a pure function of `(indices, rng)`, whichever process builds it.
 
 Options: `MnistOptions`, `Cifar10Options`, `ImageNetOptions` (`config.data`); the tfds data
 directory is the `data_dir` argument (None: `$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
