@@ -116,21 +116,29 @@ def _ours(config, name: str, workers: int | None) -> tuple[Callable[[int, int, i
   return timed, dataset
 
 
-def _reference(config, dataset, workers: int) -> tuple[Callable[[int, int, int], float], str]:
+def _reference(config, name: str, dataset,
+               workers: int) -> tuple[Callable[[int, int, int], float], str]:
   """The PyTorch DataLoader twin of the ImageNet training pipeline (module docstring)."""
+  import functools
+  import tensorflow_datasets as tfds
   import torch
+  import data
   from data import images
   from data import torch_reference
-  store = dataset.train.store  # the same tfds source of JPEG bytes
-  size = config.data.image_size
+  options = data.parse_options(name, config.data)
+  open_store = functools.partial(  # the same tfds split of JPEG bytes, opened in each worker
+      images.open_split, options.tfds_name, options.train_split, config.get('data_dir', None),
+      decoders={'image': tfds.decode.SkipDecoding()})
+  num_examples = len(dataset.train)
+  size = options.image_size
   per_host = config.batch_size // _PROCESSES.value
 
   def timed(start_step: int, warmup: int, batches: int) -> float:
-    sampler = torch_reference.StepBatches(len(store), config.batch_size, config.seed, start_step,
-                                          _PROCESS.value, _PROCESSES.value)
-    loader = torch.utils.data.DataLoader(
-        torch_reference.ImageNetTrain(store, size, images.IMAGENET_MEAN, images.IMAGENET_STD),
-        batch_sampler=sampler, num_workers=workers)
+    sampler = torch_reference.StepBatches(num_examples, config.batch_size, config.seed,
+                                          start_step, _PROCESS.value, _PROCESSES.value)
+    twin = torch_reference.ImageNetTrain(open_store, num_examples, size, images.IMAGENET_MEAN,
+                                         images.IMAGENET_STD)
+    loader = torch.utils.data.DataLoader(twin, batch_sampler=sampler, num_workers=workers)
     iterator = iter(loader)
     for _ in range(warmup):
       next(iterator)
@@ -183,7 +191,7 @@ def run(name: str, worker_counts: list[int], repeats: int, batches: int,
     ours, dataset = _ours(config, name, workers)
     theirs, impl = None, None
     if reference and name == 'imagenet2012':
-      theirs, impl = _reference(config, dataset, workers)
+      theirs, impl = _reference(config, name, dataset, workers)
     warmup = _WARMUP.value if _WARMUP.value is not None else (workers or 0) + 1
     per_batch = config.batch_size // _PROCESSES.value
     ours_rates, theirs_rates = [], []

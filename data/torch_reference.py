@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -46,17 +48,25 @@ def random_resized_crop_params(width: int, height: int, scale=(0.08, 1.0),
 
 
 class ImageNetTrain(torch.utils.data.Dataset):
-  """`dataset[i] -> (float32 [3, size, size] normalised, int label)` from a store of JPEG bytes."""
+  """`dataset[i] -> (float32 [3, size, size] normalised, int label)` from a store of JPEG bytes.
 
-  def __init__(self, store, size: int, mean, std):
-    self.store, self.size = store, size
+  `open_store()` returns the store (`store[i] -> {'image': bytes, 'label': int}`, `len`); it is
+  called once in each process that reads (DataLoader workers are forked, and an array_record
+  reader opened before the fork crashes in the child).
+  """
+
+  def __init__(self, open_store: Callable[[], Any], num_examples: int, size: int, mean, std):
+    self.open_store, self.num_examples, self.size = open_store, num_examples, size
     self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
     self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
+    self.store, self.pid = None, None
 
   def __len__(self) -> int:
-    return len(self.store)
+    return self.num_examples
 
   def __getitem__(self, index: int):
+    if self.pid != os.getpid():
+      self.store, self.pid = self.open_store(), os.getpid()
     example = self.store[int(index)]
     image = Image.open(io.BytesIO(bytes(example['image']))).convert('RGB')
     top, left, h, w = random_resized_crop_params(image.width, image.height)

@@ -73,7 +73,8 @@ def test_torch_twin_reads_the_trainers_batches_and_normalises():
   sampler = iter(torch_reference.StepBatches(6, 4, seed=3, start_step=2, process_index=1,
                                              process_count=2))
   assert next(sampler) == pipeline.train_indices(6, 4, 3, 2)[2:].tolist()
-  dataset = torch_reference.ImageNetTrain(store, 16, images.IMAGENET_MEAN, images.IMAGENET_STD)
+  dataset = torch_reference.ImageNetTrain(lambda: store, 6, 16, images.IMAGENET_MEAN,
+                                          images.IMAGENET_STD)
   tensor, label = dataset[5]
   assert tuple(tensor.shape) == (3, 16, 16) and label == 5 and str(tensor.dtype) == 'torch.float32'
   mean, std = np.array(images.IMAGENET_MEAN), np.array(images.IMAGENET_STD)
