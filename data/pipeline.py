@@ -287,6 +287,8 @@ def eval_batch(source: Source, batch_size: int, start: int, process_index: int =
   Carries `mask` (`[batch]`, bool): False on padding past the end of `source` (padding repeats
   example 0, so it is a valid input of the right shape).
   """
+  if batch_size % process_count:
+    raise ValueError(f'eval batch_size {batch_size} does not divide over {process_count} processes.')
   per_process = batch_size // process_count
   indices = np.arange(start, start + batch_size)
   mask = indices < len(source)

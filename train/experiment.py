@@ -274,6 +274,13 @@ def sum_host(sums_list: list[dict[str, Any]]) -> dict[str, float]:
   return total
 
 
+def global_eval_example(source, batch_size: int, mesh) -> dict[str, jax.Array]:
+  """The first global eval batch (what a step is compiled for), read in this process: no worker
+  processes are started for it."""
+  return platform.global_batch(pipeline.eval_batch(source, batch_size, 0, jax.process_index(),
+                                                   jax.process_count()), mesh)
+
+
 def global_eval_batches(source, batch_size: int, mesh) -> Iterator[dict[str, jax.Array]]:
   """One exact pass over `source` (the last batch padded and masked) as global device batches;
   each process reads its own slice."""
@@ -334,7 +341,7 @@ class Run:
     platform.check_batch_size(batch_size, 'eval batch size')
     source = self.dataset.eval if source is None else source
     if self._eval_step is None or self._eval_step[0] != batch_size:
-      example = next(global_eval_batches(source, batch_size, self.mesh))
+      example = global_eval_example(source, batch_size, self.mesh)
       self._eval_step = (batch_size, compile_eval_step(self.experiment.task, self.state,
                                                        self.mesh, example,
                                                        dtype=self.experiment.dtype))
