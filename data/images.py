@@ -334,8 +334,10 @@ def open_image(image: Any) -> Image.Image:
 
 def to_pil(image: Any) -> Image.Image:
   """An RGB PIL image from encoded bytes (JPEG, PNG) or a uint8 array `[H, W, C]` / `[H, W]`,
-  decoded in full."""
-  return _rgb(open_image(image))
+  decoded in full (`draft` can no longer reduce it)."""
+  image = open_image(image)
+  image.load()
+  return _rgb(image)
 
 
 def _rgb(image: Image.Image) -> Image.Image:
