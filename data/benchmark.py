@@ -1,4 +1,4 @@
-"""Speed of the input pipelines as the trainer reads them: `python -m data.benchmark --dataset=NAME`.
+"""Input pipeline speed as the trainer reads it: `python -m data.benchmark --dataset=NAME`.
 
 Measures training batches per second and images (or examples) per second of a registered
 pipeline (`data/__init__.py`), drawn exactly as `train/trainer.py` draws them:
@@ -92,7 +92,7 @@ def _unit(dataset) -> str:
 
 
 def _ours(config, name: str, workers: int | None) -> tuple[Callable[[int, int, int], float], Any]:
-  """`time(start_step, warmup, batches) -> seconds` for `batches` trainer batches, and the dataset."""
+  """`time(start_step, warmup, batches) -> seconds` of `batches` trainer batches; the dataset."""
   import data
   from data import pipeline
   with config.unlocked():

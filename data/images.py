@@ -9,11 +9,11 @@ point `--config.data_dir=DIR` at the result.
 
 Per dataset (each returns `data.pipeline.Dataset`; labels int32 `[n]`):
 
-| name         | train / eval       | source                  | images             | training augmentation           |
-|--------------|--------------------|-------------------------|--------------------|---------------------------------|
-| mnist        | train / test       | in memory, ArraySource  | float32, on host   | none (`augment`: 2-px pad crop) |
-| cifar10      | train / test       | in memory, ArraySource  | float32, on host   | crop 32 of 4-px zero pad, flip  |
-| imagenet2012 | train / validation | example_source, workers | uint8, in the step | random-resized crop, flip       |
+| name         | train / eval       | source                  | images           | training augmentation |
+|--------------|--------------------|-------------------------|------------------|-----------------------|
+| mnist        | train / test       | in memory, ArraySource  | float32 (host)   | none (`augment`: crop)|
+| cifar10      | train / test       | in memory, ArraySource  | float32 (host)   | crop of 4-px pad, flip|
+| imagenet2012 | train / validation | example_source, workers | uint8 (the step) | random-resized, flip  |
 
 ImageNet: training crops a random box covering 8%-100% of the image with aspect ratio in
 [3/4, 4/3] (Inception / torchvision `RandomResizedCrop`), resizes it to `image_size` (bilinear)
@@ -427,9 +427,11 @@ def random_resized_crop(image: Image.Image, size: int, rng: np.random.Generator)
   return image
 
 
+ExampleFn = Callable[[dict, np.random.Generator | None], Batch]
+
+
 def imagenet_example_fn(image_size: int = 224, augment: bool = True, mean=IMAGENET_MEAN,
-                        std=IMAGENET_STD, *,
-                        normalize: bool = True) -> Callable[[dict, np.random.Generator | None], Batch]:
+                        std=IMAGENET_STD, *, normalize: bool = True) -> ExampleFn:
   """`example_fn(example, rng)` for ImageNet-style examples of any size (encoded bytes or arrays).
 
   Training (`rng` not None and `augment`): `random_resized_crop` to `image_size` (crop, resize,
