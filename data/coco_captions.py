@@ -67,7 +67,9 @@ class Options:
     image_size: images are resized to `image_size` x `image_size`.
     max_caption_length: captions are cut to this many words.
     min_word_count: the vocabulary keeps training words seen at least this often.
-    decode_threads: threads decoding and resizing a batch (None: one per CPU).
+    decode_threads: threads decoding and resizing a batch (None: one per CPU, or 1 with workers).
+    workers: processes building batches for the trainer (data/workers.py; 0: in the training
+      process, with `decode_threads` threads; for full COCO, the number of cores).
   """
 
   train_split: str = 'train'
@@ -76,6 +78,7 @@ class Options:
   max_caption_length: int = 20
   min_word_count: int = 5
   decode_threads: int | None = None
+  workers: int = 0
 
 
 def how_to(data_dir: str) -> str:
@@ -239,11 +242,12 @@ def create(options: Options, *, data_dir: str | None = None,
     return {'image': load_image(example['image'], size),
             **encode_caption(captions[choice], vocab, max_length)}
 
-  threads = options.decode_threads or os.cpu_count() or 1
+  workers = options.workers
+  threads = options.decode_threads or (1 if workers else (os.cpu_count() or 1))
   return Dataset(
-      train=images_lib.ThreadedExampleSource(_WithCaptions(train_source, train_captions),
-                                             example_fn, threads),
-      eval=images_lib.ThreadedExampleSource(_WithCaptions(eval_source, eval_captions),
-                                            example_fn, threads),
+      train=images_lib.example_source(_WithCaptions(train_source, train_captions), example_fn,
+                                      workers, threads),
+      eval=images_lib.example_source(_WithCaptions(eval_source, eval_captions), example_fn,
+                                     workers, threads),
       facts=CaptioningFacts(vocab, (size, size, 3), max_length + 1, PAD_ID, BOS_ID, EOS_ID),
   )

@@ -7,26 +7,29 @@ Official tfds builders need TensorFlow to *prepare* (not to read), so prepare th
 TensorFlow is installed, e.g. `tfds build cifar10 --data_dir=DIR --file_format=array_record`, and
 point `--config.data_dir=DIR` at the result.
 
-Per dataset (each returns `data.pipeline.Dataset`; images come out float32 `[n, H, W, C]`, labels
-int32 `[n]`):
+Per dataset (each returns `data.pipeline.Dataset`; labels int32 `[n]`):
 
-| name         | train / eval       | source                  | training augmentation             |
-|--------------|--------------------|-------------------------|-----------------------------------|
-| mnist        | train / test       | in memory, ArraySource  | none (`augment`: 2-px pad crop)   |
-| cifar10      | train / test       | in memory, ArraySource  | crop 32 of 4-px zero pad, flip    |
-| imagenet2012 | train / validation | ThreadedExampleSource   | random-resized crop, flip         |
+| name         | train / eval       | source                  | images           | training augmentation |
+|--------------|--------------------|-------------------------|------------------|-----------------------|
+| mnist        | train / test       | in memory, ArraySource  | float32 (host)   | none (`augment`: crop)|
+| cifar10      | train / test       | in memory, ArraySource  | float32 (host)   | crop of 4-px pad, flip|
+| imagenet2012 | train / validation | example_source, workers | uint8 (the step) | random-resized, flip  |
 
 ImageNet: training crops a random box covering 8%-100% of the image with aspect ratio in
 [3/4, 4/3] (Inception / torchvision `RandomResizedCrop`), resizes it to `image_size` (bilinear)
 and flips it with probability 1/2; evaluation resizes the shorter side to
 `round(image_size * 256 / 224)` (256 for 224, 259 for AlexNet's 227) and takes the central
-`image_size` square. Pixels are decoded by PIL (tfds decodes with PIL when OpenCV is absent;
-encoded bytes, e.g. from `tfds.decode.SkipDecoding()`, are decoded here with PIL too).
+`image_size` square. The JPEG bytes are read undecoded (`tfds.decode.SkipDecoding`) and decoded
+here by PIL, at 1/2, 1/4 or 1/8 size (libjpeg's DCT scaling, `draft`) when the crop still has at
+least `image_size` pixels a side there. Batches are built in `workers` processes (grain,
+data/workers.py) and hold uint8 pixels (a quarter of float32's bytes), which the classification
+task normalises inside the compiled step (`ClassificationFacts.image_mean` / `image_std`).
 
 Normalisation: pixels are scaled to [0, 1], then, when `standardize` is on, each channel has the
 dataset's mean subtracted and is divided by its standard deviation (statistics of the training
-split, below). Augmentation happens only in training (`fetch(indices, rng)` with `rng` not None) and
-draws only from that `rng`, so a batch is a pure function of `(indices, rng)`.
+split, below); on the host for MNIST and CIFAR-10, in the step for ImageNet. Augmentation happens
+only in training (`fetch(indices, rng)` with `rng` not None) and draws only from that `rng`, so a
+batch is a pure function of `(indices, rng)`, whichever process builds it.
 
 Options: `MnistOptions`, `Cifar10Options`, `ImageNetOptions` (`config.data`); the tfds data
 directory is the `data_dir` argument (None: `$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
@@ -254,57 +257,113 @@ def create_cifar10(options: Cifar10Options, *, data_dir: str | None = None,
 
 
 # ---------------------------------------------------------------------------------------------
-# ImageNet: decoded, cropped and resized per example, in threads.
+# ImageNet: decoded, cropped and resized per example, in worker processes (or threads).
 
 
 class ThreadedExampleSource:
-  """A split read one example at a time from a random-access store, in a thread pool.
+  """A split read one example at a time from a random-access store, decoded in threads.
 
   Each example gets its own generator seeded from the batch `rng` (drawn before any work starts),
-  so a batch does not depend on thread scheduling. PIL decoding and resizing release the GIL.
+  so a batch depends neither on thread scheduling nor on which process builds it. PIL decoding
+  and resizing release the GIL only in part (2 threads run about 1.65x one), so for speed give
+  the source `workers`: `pipeline.train_batches` and `eval_batches` then build whole batches in
+  that many processes (data/workers.py), each decoding with `num_threads` threads.
 
   Args:
-    store: `len()` and `store[i] -> example dict` (tfds `ArrayRecordDataSource`).
+    store: `len()` and `store[i] -> example dict` (tfds `ArrayRecordDataSource`; with workers it
+      must be picklable, as tfds data sources are).
     example_fn: `example_fn(example, rng) -> dict of fixed-shape arrays`; `rng` None in eval.
-    num_threads: worker threads (1: run inline).
+    num_threads: threads decoding a batch in the process that builds it (1: inline).
+    workers: worker processes building batches (0: batches are built in the calling process).
   """
 
   def __init__(self, store: Any, example_fn: Callable[[dict, np.random.Generator | None], Batch],
-               num_threads: int = 1):
+               num_threads: int = 1, workers: int = 0):
     self.store = store
     self.example_fn = example_fn
     self.num_threads = max(1, int(num_threads))
+    self.workers = max(0, int(workers))
     self._pool = None
 
   def __len__(self) -> int:
     return len(self.store)
 
-  def _one(self, index: int, seed: int | None) -> Batch:
-    rng = None if seed is None else np.random.default_rng(seed)
-    return self.example_fn(read_records(self.store, [int(index)])[0], rng)
+  def __getstate__(self) -> dict:
+    return {**self.__dict__, '_pool': None}  # a thread pool does not travel to a worker
+
+  def _one(self, example: dict, seed: int | None) -> Batch:
+    return self.example_fn(example, None if seed is None else np.random.default_rng(seed))
 
   def fetch(self, indices: np.ndarray, rng: np.random.Generator | None) -> Batch:
     indices = np.asarray(indices)
     seeds = [None] * len(indices) if rng is None else rng.integers(2**63, size=len(indices))
+    records = read_records(self.store, [int(i) for i in indices])  # one batched read
     if self.num_threads == 1 or len(indices) == 1:
-      examples = [self._one(i, s) for i, s in zip(indices, seeds)]
+      examples = [self._one(r, s) for r, s in zip(records, seeds)]
     else:
       if self._pool is None:
         self._pool = concurrent.futures.ThreadPoolExecutor(self.num_threads)
-      examples = list(self._pool.map(self._one, indices, seeds))
+      examples = list(self._pool.map(self._one, records, seeds))
     return {name: np.stack([e[name] for e in examples]) for name in examples[0]}
 
 
-def to_pil(image: Any) -> Image.Image:
-  """An RGB PIL image from encoded bytes (JPEG, PNG) or a uint8 array `[H, W, C]` / `[H, W]`."""
+def example_source(store: Any, example_fn: Callable[[dict, np.random.Generator | None], Batch],
+                   workers: int | None = None, threads: int = 1) -> ThreadedExampleSource:
+  """A training or eval source of per-example records, built in `workers` processes.
+
+  For image pipelines over a store of `{'image': encoded bytes or uint8 array, 'label': int}`
+  records (tfds data sources, an image folder): e.g.
+  `example_source(store, imagenet_example_fn(224, augment, normalize=False), workers=4)`.
+  `workers` None: one per CPU core; 0: in the calling process with `threads` threads.
+  """
+  if workers is None:
+    workers = os.cpu_count() or 1
+  return ThreadedExampleSource(store, example_fn, threads, workers)
+
+
+def open_image(image: Any) -> Image.Image:
+  """A PIL image of encoded bytes (JPEG, PNG), opened but not decoded yet (its size is known and
+  a JPEG can still be `draft`ed), or of a uint8 array `[H, W, C]` / `[H, W]` / `[H, W, 1]`."""
   if isinstance(image, (bytes, np.bytes_)):
-    with Image.open(io.BytesIO(bytes(image))) as encoded:
-      pil = encoded.convert('RGB')
-    return pil
+    return Image.open(io.BytesIO(bytes(image)))
   array = np.asarray(image, np.uint8)
   if array.ndim == 3 and array.shape[-1] == 1:
     array = array[..., 0]
-  return Image.fromarray(array).convert('RGB')
+  return Image.fromarray(array)
+
+
+def to_pil(image: Any) -> Image.Image:
+  """An RGB PIL image from encoded bytes (JPEG, PNG) or a uint8 array `[H, W, C]` / `[H, W]`,
+  decoded in full (`draft` can no longer reduce it)."""
+  image = open_image(image)
+  image.load()
+  return _rgb(image)
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+  return image if image.mode == 'RGB' else image.convert('RGB')
+
+
+def draft(image: Image.Image, box: tuple[float, float, float, float],
+          size: tuple[int, int]) -> tuple[Image.Image, tuple[float, float, float, float]]:
+  """Decodes `image` with no more pixels than resizing its region `box` to `size` needs.
+
+  A JPEG not decoded yet (`open_image` of its bytes) is decoded at the smallest of the DCT scales
+  1/8, 1/4, 1/2, 1/1 at which `box` (`(left, upper, right, lower)` in full-image pixels) still
+  spans at least `size` = `(width, height)` pixels (PIL's `Image.draft`); other images are
+  decoded in full. Returns the RGB image and `box` in its pixel coordinates (floats: a full-image
+  pixel `x` lands at `x / scale`), to hand to `Image.resize(size, box=...)`.
+  """
+  left, upper, right, lower = box
+  if getattr(image, 'format', None) == 'JPEG':  # once decoded, draft() declines (None)
+    width, height = image.size
+    request = (max(1, math.ceil(width * size[0] / max(right - left, 1e-9))),
+               max(1, math.ceil(height * size[1] / max(lower - upper, 1e-9))))
+    drafted = image.draft('RGB', request)
+    if drafted is not None:
+      scale = width / drafted[1][2]  # 1, 2, 4 or 8
+      box = (left / scale, upper / scale, right / scale, lower / scale)
+  return _rgb(image), box
 
 
 def random_resized_crop_box(width: int, height: int, rng: np.random.Generator,
@@ -339,40 +398,62 @@ def random_resized_crop_box(width: int, height: int, rng: np.random.Generator,
 
 
 def resize_center_crop(image: Image.Image, resize: int, size: int) -> Image.Image:
-  """Resizes the shorter side to `resize` (bilinear, aspect kept); crops the central square."""
+  """Resizes the shorter side to `resize` (bilinear, aspect kept); crops the central square.
+
+  An undecoded JPEG (`open_image`) is `draft`-decoded at the smallest DCT scale that still has
+  the shorter side >= `resize`. Returns an RGB image `size` x `size`.
+  """
   width, height = image.size
   if width <= height:
     new_w, new_h = resize, int(resize * height / width)
   else:
     new_w, new_h = int(resize * width / height), resize
-  image = image.resize((new_w, new_h), Image.BILINEAR)
+  image, box = draft(image, (0, 0, width, height), (new_w, new_h))
+  image = image.resize((new_w, new_h), Image.BILINEAR, box=box)
   top = int(round((new_h - size) / 2))
   left = int(round((new_w - size) / 2))
   return image.crop((left, top, left + size, top + size))
 
 
-def imagenet_example_fn(image_size: int = 224, augment: bool = True, mean=IMAGENET_MEAN,
-                        std=IMAGENET_STD) -> Callable[[dict, np.random.Generator | None], Batch]:
-  """`example_fn(example, rng)` for ImageNet-style examples of any size.
+def random_resized_crop(image: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
+  """Training crop: `random_resized_crop_box`, resized to `size` x `size` (bilinear), then a flip
+  left-right when `rng.random() < 0.5`. Draws the box, then the flip. An undecoded JPEG is
+  `draft`-decoded at the smallest DCT scale at which the box still spans >= `size` pixels."""
+  box = random_resized_crop_box(image.width, image.height, rng)
+  image, box = draft(image, box, (size, size))
+  image = image.resize((size, size), Image.BILINEAR, box=box)
+  if rng.random() < 0.5:
+    image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+  return image
 
-  Training (`rng` not None and `augment`): random-resized crop to `image_size` + random flip.
-  Otherwise: resize the shorter side to `round(image_size * 256 / 224)`, central crop.
-  Returns `{'image': float32 [image_size, image_size, 3], 'label': int32 []}`.
+
+ExampleFn = Callable[[dict, np.random.Generator | None], Batch]
+
+
+def imagenet_example_fn(image_size: int = 224, augment: bool = True, mean=IMAGENET_MEAN,
+                        std=IMAGENET_STD, *, normalize: bool = True) -> ExampleFn:
+  """`example_fn(example, rng)` for ImageNet-style examples of any size (encoded bytes or arrays).
+
+  Training (`rng` not None and `augment`): `random_resized_crop` to `image_size` (crop, resize,
+  random flip). Otherwise: resize the shorter side to `round(image_size * 256 / 224)`, central
+  crop (`resize_center_crop`). JPEG bytes are decoded at reduced size where the crop allows.
+  Returns `{'image': [image_size, image_size, 3], 'label': int32 []}`: the image is float32
+  (`x / 255`, standardised with `mean`/`std` unless they are None) when `normalize`, else the
+  uint8 pixels (for the compiled step to normalise: `pipeline.ClassificationFacts`).
   """
   resize = int(round(image_size * IMAGENET_RESIZE_RATIO))
   transform = normalizer(mean, std)
 
   def example_fn(example: dict, rng: np.random.Generator | None) -> Batch:
-    image = to_pil(example['image'])
+    image = open_image(example['image'])
     if rng is not None and augment:
-      box = random_resized_crop_box(image.width, image.height, rng)
-      image = image.resize((image_size, image_size), Image.BILINEAR, box=box)
-      if rng.random() < 0.5:
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+      image = random_resized_crop(image, image_size, rng)
     else:
       image = resize_center_crop(image, resize, image_size)
-    pixels = np.asarray(image, np.uint8)[None]
-    batch = transform({'image': pixels, 'label': np.asarray([example['label']])})
+    pixels = np.asarray(image, np.uint8)
+    if not normalize:
+      return {'image': pixels, 'label': np.asarray(example['label'], np.int32)}
+    batch = transform({'image': pixels[None], 'label': np.asarray([example['label']])})
     return {'image': batch['image'][0], 'label': batch['label'][0]}
 
   return example_fn
@@ -390,7 +471,10 @@ class ImageNetOptions:
       resize and central crop).
     standardize: per-channel ImageNet mean/std normalisation (else pixels in [0, 1]).
     image_size: the side of the square crops (224; 227 for AlexNet).
-    decode_threads: threads decoding and resizing a batch (None: one per CPU).
+    workers: processes decoding and augmenting batches for the trainer (None: one per CPU core;
+      0: in the training process, with `decode_threads` threads).
+    decode_threads: threads decoding a batch in each process that builds batches (None: 1 with
+      workers, else one per CPU core).
   """
 
   tfds_name: str = 'imagenet2012'
@@ -399,6 +483,7 @@ class ImageNetOptions:
   augment: bool = True
   standardize: bool = True
   image_size: int = 224
+  workers: int | None = None
   decode_threads: int | None = None
 
 
@@ -406,20 +491,26 @@ def create_imagenet2012(options: ImageNetOptions, *, data_dir: str | None = None
                         batch_size: int | None = None) -> Dataset:
   """ILSVRC-2012 classification: 1,281,167 train / 50,000 validation images, 1,000 classes.
 
-  Images are `[image_size, image_size, 3]` float32, standardised with the ImageNet mean/std
-  (unless `standardize` is False: [0, 1]). `batch_size` is not used.
+  Batches hold uint8 images `[batch, image_size, image_size, 3]`, which the classification task
+  normalises inside the compiled step with the ImageNet mean/std (`ClassificationFacts`; pixels
+  in [0, 1] when `standardize` is False). JPEGs are read as bytes and decoded here, at reduced
+  size where the crop allows. `batch_size` is not used.
   """
   del batch_size
+  import tensorflow_datasets as tfds
+
   image_size = options.image_size
-  threads = options.decode_threads or os.cpu_count() or 1
+  workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+  threads = options.decode_threads or (1 if workers else (os.cpu_count() or 1))
   mean, std = (IMAGENET_MEAN, IMAGENET_STD) if options.standardize else (None, None)
-  augment = options.augment
-  train = open_split(options.tfds_name, options.train_split, data_dir)
-  evaluation = open_split(options.tfds_name, options.eval_split, data_dir)
+  raw = {'image': tfds.decode.SkipDecoding()}  # bytes: decoded here, drafted to the crop
+  train = open_split(options.tfds_name, options.train_split, data_dir, decoders=raw)
+  evaluation = open_split(options.tfds_name, options.eval_split, data_dir, decoders=raw)
   return Dataset(
-      train=ThreadedExampleSource(
-          train, imagenet_example_fn(image_size, augment, mean, std), threads),
-      eval=ThreadedExampleSource(
-          evaluation, imagenet_example_fn(image_size, False, mean, std), threads),
-      facts=ClassificationFacts(1000, (image_size, image_size, 3)),
+      train=example_source(
+          train, imagenet_example_fn(image_size, options.augment, normalize=False), workers,
+          threads),
+      eval=example_source(
+          evaluation, imagenet_example_fn(image_size, False, normalize=False), workers, threads),
+      facts=ClassificationFacts(1000, (image_size, image_size, 3), mean, std),
   )

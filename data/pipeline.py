@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import os
 import queue
 import threading
@@ -37,6 +38,8 @@ class Source(Protocol):
   # Optional: `train_indices(batch_size, seed, step) -> [batch_size]` global indices read at
   # `step`, for a source with its own training order (e.g. the contiguous windows of truncated
   # back-propagation through time); without it, `train_indices` below shuffles every epoch.
+  # Optional: `workers: int`, above 0 to have `train_batches` and `eval_batches` build batches
+  # in that many worker processes (data/workers.py; the source must then be picklable).
 
 
 class ArraySource:
@@ -142,21 +145,39 @@ class DatasetFacts:
     trainer passes them to the model, under the config's `model_kwargs`, which override them."""
     return {}
 
+  def task_kwargs(self) -> dict[str, Any]:
+    """The task's constructor arguments that follow from the data (e.g. the statistics that uint8
+    images are normalised with in the step); passed under the config's `task_kwargs`."""
+    return {}
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassificationFacts(DatasetFacts):
   """An image classification dataset.
 
+  Images come as float32 (normalised on the host) or as uint8 `[batch, H, W, C]` pixels, which the
+  classification task normalises inside the compiled step (`train.tasks.Classification.prepare`):
+  `x / 255`, then, with `image_mean` and `image_std`, `(x / 255 - mean) / std` per channel.
+
   Attributes:
     num_classes: labels are `0 .. num_classes - 1`.
     input_shape: the shape of one image, `(height, width, channels)`.
+    image_mean, image_std: per-channel statistics in [0, 1] units that uint8 images are
+      standardised with in the step (None: uint8 images are only scaled to [0, 1]).
   """
 
   num_classes: int
   input_shape: tuple[int, ...]
+  image_mean: tuple[float, ...] | None = None
+  image_std: tuple[float, ...] | None = None
 
   def model_kwargs(self) -> dict[str, Any]:
     return {'num_classes': self.num_classes}
+
+  def task_kwargs(self) -> dict[str, Any]:
+    if self.image_mean is None:
+      return {}
+    return {'image_mean': tuple(self.image_mean), 'image_std': tuple(self.image_std)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,26 +235,68 @@ def train_indices(num_examples: int, batch_size: int, seed: int, step: int) -> n
   return permutation[position * batch_size:(position + 1) * batch_size]
 
 
-def train_batches(source: Source, batch_size: int, seed: int, start_step: int = 0,
-                  process_index: int = 0, process_count: int = 1) -> Iterator[Batch]:
-  """Endless training batches starting at `start_step`; the order depends on `(seed, step)` only.
+def train_batch(source: Source, batch_size: int, seed: int, step: int, process_index: int = 0,
+                process_count: int = 1) -> Batch:
+  """This process's slice of the global training batch of `step`: a pure function of its arguments.
 
-  With several processes (hosts), each yields its contiguous `batch_size // process_count` slice of
-  the same global batch: the examples do not depend on the number of hosts. A source with a
-  `train_indices(batch_size, seed, step)` method chooses its own order. Augmentation draws
-  from a per-process generator, so augmented pixels do (statistically equivalent, not identical).
+  The global batch is `train_indices(len(source), batch_size, seed, step)` (or the source's own
+  `train_indices`); process `p` of `n` takes its contiguous `batch_size // n` slice, augmented
+  with a generator seeded by `(seed, step, 1 + p)`.
   """
   if batch_size % process_count:
     raise ValueError(f'batch_size {batch_size} does not divide over {process_count} processes.')
   per_process = batch_size // process_count
   order = getattr(source, 'train_indices', None)
+  indices = (order(batch_size, seed, step) if order is not None
+             else train_indices(len(source), batch_size, seed, step))
+  local = indices[process_index * per_process:(process_index + 1) * per_process]
+  return source.fetch(local, np.random.default_rng([seed, step, 1 + process_index]))
+
+
+def train_batches(source: Source, batch_size: int, seed: int, start_step: int = 0,
+                  process_index: int = 0, process_count: int = 1) -> Iterator[Batch]:
+  """Endless training batches starting at `start_step`; the order depends on `(seed, step)` only.
+
+  Yields `train_batch(source, batch_size, seed, step, process_index, process_count)` for `step =
+  start_step, start_step + 1, ...`. With several processes (hosts), each yields its contiguous
+  `batch_size // process_count` slice of the same global batch: the examples do not depend on the
+  number of hosts. A source with a `train_indices(batch_size, seed, step)` method chooses its own
+  order. Augmentation draws from a per-process generator, so augmented pixels do (statistically
+  equivalent, not identical). A source whose `workers` attribute is above 0 has its batches built
+  in that many worker processes (`data/workers.py`), with the same result.
+  """
+  if batch_size % process_count:
+    raise ValueError(f'batch_size {batch_size} does not divide over {process_count} processes.')
+  workers = getattr(source, 'workers', 0) or 0
+  if workers > 0:
+    from data import workers as workers_lib
+    batch_at = functools.partial(train_batch, source, batch_size, seed,
+                                 process_index=process_index, process_count=process_count)
+    yield from workers_lib.batches(batch_at, start_step, workers_lib.ENDLESS, workers)
+    return
   step = start_step
   while True:
-    indices = (order(batch_size, seed, step) if order is not None
-               else train_indices(len(source), batch_size, seed, step))
-    local = indices[process_index * per_process:(process_index + 1) * per_process]
-    yield source.fetch(local, np.random.default_rng([seed, step, 1 + process_index]))
+    yield train_batch(source, batch_size, seed, step, process_index, process_count)
     step += 1
+
+
+def eval_batch(source: Source, batch_size: int, start: int, process_index: int = 0,
+               process_count: int = 1) -> Batch:
+  """This process's slice of the eval batch of examples `start .. start + batch_size - 1`.
+
+  Carries `mask` (`[batch]`, bool): False on padding past the end of `source` (padding repeats
+  example 0, so it is a valid input of the right shape).
+  """
+  if batch_size % process_count:
+    raise ValueError(f'eval batch_size {batch_size} does not divide over {process_count} processes.')
+  per_process = batch_size // process_count
+  indices = np.arange(start, start + batch_size)
+  mask = indices < len(source)
+  indices = np.where(mask, indices, 0)
+  part = slice(process_index * per_process, (process_index + 1) * per_process)
+  batch = source.fetch(indices[part], None)
+  batch['mask'] = mask[part]
+  return batch
 
 
 def eval_batches(source: Source, batch_size: int, process_index: int = 0,
@@ -241,43 +304,75 @@ def eval_batches(source: Source, batch_size: int, process_index: int = 0,
   """One exact pass over `source`: every example once, the last batch padded.
 
   Each batch carries `mask` (`[batch]`, bool): False on padding, which metrics must ignore.
-  Padding repeats example 0, so it is a valid input of the right shape.
+  Padding repeats example 0, so it is a valid input of the right shape. A source whose `workers`
+  attribute is above 0 has its batches built in worker processes, with the same result.
   """
   if batch_size % process_count:
     raise ValueError(f'eval batch_size {batch_size} does not divide over {process_count} processes.')
-  per_process = batch_size // process_count
-  n = len(source)
-  for start in range(0, n, batch_size):
-    indices = np.arange(start, start + batch_size)
-    mask = indices < n
-    indices = np.where(mask, indices, 0)
-    part = slice(process_index * per_process, (process_index + 1) * per_process)
-    batch = source.fetch(indices[part], None)
-    batch['mask'] = mask[part]
-    yield batch
+  workers = getattr(source, 'workers', 0) or 0
+  count = -(-len(source) // batch_size)
+  if workers > 0 and count > 1:
+    from data import workers as workers_lib
+    batch_at = functools.partial(_eval_batch_number, source, batch_size,
+                                 process_index=process_index, process_count=process_count)
+    yield from workers_lib.batches(batch_at, 0, count, workers)
+    return
+  for start in range(0, len(source), batch_size):
+    yield eval_batch(source, batch_size, start, process_index, process_count)
+
+
+def _eval_batch_number(source: Source, batch_size: int, number: int, process_index: int = 0,
+                       process_count: int = 1) -> Batch:
+  """Eval batch `number` (examples from `number * batch_size`), for worker processes."""
+  return eval_batch(source, batch_size, number * batch_size, process_index, process_count)
 
 
 def prefetch(iterator: Iterator[Batch], size: int = 2) -> Iterator[Batch]:
-  """Runs `iterator` in a background thread, `size` batches ahead (NumPy work releases the GIL)."""
+  """Runs `iterator` in a background thread, `size` batches ahead (NumPy work releases the GIL).
+
+  Closing the returned generator (or dropping it) stops the thread, which then closes `iterator`
+  (e.g. ending its worker processes); the close waits up to 10 s for that.
+  """
   buffer: queue.Queue = queue.Queue(maxsize=size)
   done = object()
+  stop = threading.Event()
+
+  def put(item) -> bool:
+    while not stop.is_set():
+      try:
+        buffer.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        pass
+    return False
 
   def produce():
     try:
       for item in iterator:
-        buffer.put(item)
+        if not put(item):
+          break
+      else:
+        put(done)
     except BaseException as error:  # re-raised in the consumer
-      buffer.put(_Failure(error))
-    buffer.put(done)
+      put(_Failure(error))
+    finally:
+      close = getattr(iterator, 'close', None)
+      if close is not None:
+        close()
 
-  threading.Thread(target=produce, daemon=True).start()
-  while True:
-    item = buffer.get()
-    if item is done:
-      return
-    if isinstance(item, _Failure):
-      raise item.error
-    yield item
+  thread = threading.Thread(target=produce, daemon=True)
+  thread.start()
+  try:
+    while True:
+      item = buffer.get()
+      if item is done:
+        return
+      if isinstance(item, _Failure):
+        raise item.error
+      yield item
+  finally:
+    stop.set()
+    thread.join(timeout=10)
 
 
 _Failure = collections.namedtuple('_Failure', ['error'])

@@ -31,7 +31,8 @@ _SEQ2SEQ = {'eval_batch_size': 8, 'model_kwargs': {'embed_dim': 8, 'hidden_size'
 _PROBLEMS = {'train_size': 64, 'test_size': 16}
 
 # (config module, variant) -> overrides that make two steps fast ('data': of config.data;
-# 'mock': run on tfds mock data).
+# 'mock': run on tfds mock data; 'imagenet_like': on a tiny data.imagenet_like dataset, JPEG
+# bytes that mock data cannot give without TensorFlow).
 RUNS = {
     ('default', ''): {},
     ('mnist_convnet', ''): {'mock': True},
@@ -41,11 +42,11 @@ RUNS = {
     ('cifar10_vgg16_bn', 'quick'): {'mock': True},
     ('cifar10_resnet18', ''): {'mock': True, 'model_kwargs': {'width': 8}},
     ('cifar10_resnet34', ''): {'mock': True, 'model_kwargs': {'width': 8}},
-    ('imagenet_alexnet', ''): {'mock': True, 'data': {'image_size': 67},
+    ('imagenet_alexnet', ''): {'imagenet_like': True, 'data': {'image_size': 67, 'workers': 0},
                                'model_kwargs': {'hidden_features': (64, 64)}},
-    ('imagenet_vgg16', ''): {'mock': True, 'data': {'image_size': 32},
+    ('imagenet_vgg16', ''): {'imagenet_like': True, 'data': {'image_size': 32, 'workers': 0},
                              'model_kwargs': {'hidden_features': (64, 64)}},
-    ('imagenet_vgg16', 'bn'): {'mock': True, 'data': {'image_size': 32},
+    ('imagenet_vgg16', 'bn'): {'imagenet_like': True, 'data': {'image_size': 32, 'workers': 0},
                                'model_kwargs': {'hidden_features': (64, 64)}},
     ('addition_seq2seq', ''): {**_SEQ2SEQ, 'data': {**_PROBLEMS, 'num_digits': 2}},
     ('addition_seq2seq', 'noattention'): {**_SEQ2SEQ, 'data': {**_PROBLEMS, 'num_digits': 2}},
@@ -208,6 +209,10 @@ def test_config_trains_two_steps(tmp_path, name, variant):
     from data import export_folder
     export_folder.export('digits', str(tmp_path / 'folder'), train_per_class=2, val_per_class=1)
     overrides['data_dir'] = str(tmp_path / 'folder')
+  if overrides.pop('imagenet_like', False):
+    from data import imagenet_like
+    overrides['data_dir'] = imagenet_like.write(str(tmp_path / 'tfds'), num_train=16, num_eval=8,
+                                                sizes=((80, 60), (60, 90)))
   model_kwargs = overrides.pop('model_kwargs', {})
   data_options = overrides.pop('data', {})
   with config.unlocked():

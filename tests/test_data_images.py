@@ -17,7 +17,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from data import DatasetNotFoundError, images, pipeline
+from data import DatasetNotFoundError, imagenet_like, images, pipeline
 import data
 
 
@@ -174,10 +174,10 @@ def test_threaded_source_is_deterministic_whatever_the_thread_count():
 # --- The pipelines on tfds.testing.mock_data. -------------------------------------------------
 
 
-def _check_train_eval(dataset, image_shape):
+def _check_train_eval(dataset, image_shape, dtype=np.float32):
   indices = np.arange(4)
   train = dataset.train.fetch(indices, np.random.default_rng(0))
-  assert train['image'].shape == (4, *image_shape) and train['image'].dtype == np.float32
+  assert train['image'].shape == (4, *image_shape) and train['image'].dtype == dtype
   assert train['label'].shape == (4,) and train['label'].dtype == np.int32
   again = dataset.train.fetch(indices, np.random.default_rng(0))
   np.testing.assert_array_equal(train['image'], again['image'])
@@ -232,14 +232,23 @@ def test_cifar10_mock(tmp_path):
                                 plain.train.arrays['image'][:4] / np.float32(255))
 
 
-def test_imagenet2012_mock(tmp_path):
-  dataset = _mock('imagenet2012', tmp_path, num_examples=6, image_size=24, decode_threads=2)
-  assert dataset.facts == pipeline.ClassificationFacts(1000, (24, 24, 3))
+def test_imagenet2012_on_synthetic_jpegs(tmp_path):
+  # tfds.testing.mock_data cannot hand out JPEG bytes without TensorFlow; data.imagenet_like writes
+  # a real (tiny) array_record dataset instead.
+  imagenet_like.write(tmp_path, num_train=6, num_eval=6, sizes=((40, 30), (30, 44)))
+  dataset = data.create(_config(tmp_path, 'imagenet2012', image_size=24, decode_threads=2))
+  # uint8 pixels, normalised with the ImageNet statistics inside the step (train/tasks.py).
+  assert dataset.facts == pipeline.ClassificationFacts(1000, (24, 24, 3), images.IMAGENET_MEAN,
+                                                       images.IMAGENET_STD)
+  assert dataset.facts.task_kwargs() == {'image_mean': images.IMAGENET_MEAN,
+                                         'image_std': images.IMAGENET_STD}
   assert len(dataset.train) == len(dataset.eval) == 6
-  train = _check_train_eval(dataset, (24, 24, 3))
-  mean, std = np.array(images.IMAGENET_MEAN), np.array(images.IMAGENET_STD)
-  assert (train['image'] >= (0 - mean) / std - 1e-5).all()
-  assert (train['image'] <= (1 - mean) / std + 1e-5).all()
+  assert dataset.train.workers == (os.cpu_count() or 1)  # the default: one per core
+  train = _check_train_eval(dataset, (24, 24, 3), np.uint8)
+  assert train['image'].std() > 10  # random pixels, not a constant
+  plain = data.create(_config(tmp_path, 'imagenet2012', image_size=24, standardize=False,
+                              workers=0))
+  assert plain.facts.task_kwargs() == {} and plain.train.workers == 0
   other = dataset.train.fetch(np.arange(4), np.random.default_rng(1))
   assert not np.array_equal(train['image'], other['image'])
   assert 0 <= train['label'].min() and train['label'].max() < 1000
@@ -287,12 +296,15 @@ def test_imagenet2012_reads_jpeg_bytes_of_any_size(tmp_path):
   batch = dataset.eval.fetch(np.arange(2), None)
   assert batch['image'].shape == (2, 16, 16, 3)
   np.testing.assert_array_equal(batch['label'], [0, 100])
-  # Decoding in tfds (arrays) and here (raw JPEG bytes via SkipDecoding) give the same batch.
-  raw = images.open_split('imagenet2012', 'validation', os.fspath(tmp_path),
-                          decoders={'image': tfds.decode.SkipDecoding()})
-  assert isinstance(raw[0]['image'], bytes)
-  source = images.ThreadedExampleSource(raw, images.imagenet_example_fn(16, augment=False))
-  np.testing.assert_array_equal(source.fetch(np.arange(2), None)['image'], batch['image'])
+  # The pipeline reads JPEG bytes (SkipDecoding) and ships uint8: the same pixels as decoding in
+  # tfds (arrays) and the float32 example function, scaled back.
+  assert batch['image'].dtype == np.uint8
+  decoded = images.open_split('imagenet2012', 'validation', os.fspath(tmp_path))
+  assert not isinstance(decoded[0]['image'], bytes)
+  source = images.ThreadedExampleSource(
+      decoded, images.imagenet_example_fn(16, augment=False, mean=None, std=None))
+  np.testing.assert_array_equal(source.fetch(np.arange(2), None)['image'],
+                                batch['image'] / np.float32(255))
   train = dataset.train.fetch(np.arange(3), np.random.default_rng(0))
   assert train['image'].shape == (3, 16, 16, 3)
 
@@ -312,3 +324,126 @@ def test_missing_dataset_fails_fast_with_a_one_line_hint(tmp_path, name):
   if name == 'imagenet2012':
     assert os.path.join(os.fspath(tmp_path / 'empty'), 'downloads', 'manual') in message
     assert 'ILSVRC2012_img_train.tar' in message
+
+
+# --- Reduced-size JPEG decoding, uint8 batches, worker processes. ------------------------------
+
+
+def _photo_jpeg(width, height, seed=0):
+  """A smooth photograph-like JPEG (`data.imagenet_like`), where DCT scaling is nearly exact."""
+  return imagenet_like.jpeg(imagenet_like.image(width, height, np.random.default_rng(seed)))
+
+
+def test_draft_decodes_at_the_smallest_scale_that_keeps_the_crop_big_enough():
+  encoded = _photo_jpeg(1200, 900)
+  full = images.to_pil(encoded)
+  # A 1000x750 box resized to 224 needs 1/4 (250x187 >= 224? no) -> 1/2: 500x375 of a 600x450 image.
+  drafted, box = images.draft(images.open_image(encoded), (100, 50, 1100, 800), (224, 224))
+  assert drafted.size == (600, 450) and drafted.mode == 'RGB'
+  assert box == (50.0, 25.0, 550.0, 400.0)
+  a = np.asarray(drafted.resize((224, 224), Image.BILINEAR, box=box), np.float32)
+  b = np.asarray(full.resize((224, 224), Image.BILINEAR, box=(100, 50, 1100, 800)), np.float32)
+  assert np.abs(a - b).mean() < 2.0 and np.abs(a - b).max() < 40
+  # The whole image to 100x75 allows 1/8: 150x113, box (0, 0, 150, 112.5).
+  drafted, box = images.draft(images.open_image(encoded), (0, 0, 1200, 900), (100, 75))
+  assert drafted.size == (150, 113) and box == (0.0, 0.0, 150.0, 112.5)
+  # A crop that needs every pixel, a decoded image, a PNG: decoded in full, box unchanged.
+  for image, box in [(images.open_image(encoded), (0, 0, 300, 300)), (full, (0, 0, 1200, 900)),
+                     (images.open_image(_encode(np.asarray(full), 'PNG')), (0, 0, 1200, 900))]:
+    drafted, mapped = images.draft(image, box, (224, 224))
+    assert drafted.size == (1200, 900) and mapped == box
+  np.testing.assert_array_equal(
+      np.asarray(images.draft(images.open_image(encoded), (0, 0, 300, 300), (224, 224))[0]),
+      np.asarray(full))
+
+
+def test_example_fn_on_jpeg_bytes_matches_full_decoding():
+  encoded = _photo_jpeg(1200, 900, seed=1)
+  pixels = np.asarray(images.to_pil(encoded))
+  fn = images.imagenet_example_fn(64, normalize=False)
+  # Eval: shorter side 73 of 900 -> decoded at 1/8; close to resizing the fully decoded image.
+  drafted = fn({'image': encoded, 'label': 3}, None)
+  full = fn({'image': pixels, 'label': 3}, None)
+  assert drafted['image'].dtype == np.uint8 and drafted['image'].shape == (64, 64, 3)
+  assert drafted['label'] == 3 and drafted['label'].dtype == np.int32
+  assert np.abs(drafted['image'].astype(float) - full['image']).mean() < 2.0
+  # Training: the same box and flip are drawn from the rng either way; DCT scaling differs from
+  # an antialiased resize by a few levels of the fine grain, crops of other seeds by far more.
+  crops = []
+  for seed in range(4):
+    a = fn({'image': encoded, 'label': 0}, np.random.default_rng(seed))['image']
+    b = fn({'image': pixels, 'label': 0}, np.random.default_rng(seed))['image']
+    assert np.abs(a.astype(float) - b).mean() < 4
+    crops.append(b.astype(float))
+  assert min(np.abs(crops[i] - crops[j]).mean() for i in range(4) for j in range(i)) > 15
+  # normalize=True (the default): x / 255 standardised, float32, as before.
+  standardized = images.imagenet_example_fn(64)({'image': pixels, 'label': 3}, None)['image']
+  np.testing.assert_allclose(
+      standardized, (full['image'] / 255 - np.array(images.IMAGENET_MEAN)) /
+      np.array(images.IMAGENET_STD), atol=1e-5)
+
+
+def test_uint8_images_are_normalised_inside_the_step_as_on_the_host():
+  import jax
+  import jax.numpy as jnp
+  import optax
+  from train import experiment, tasks
+  rng = np.random.default_rng(0)
+  pixels = rng.integers(0, 256, (4, 6, 5, 3), dtype=np.uint8)
+  labels = np.array([0, 1, 2, 1], np.int32)
+  task = tasks.Classification(image_mean=images.IMAGENET_MEAN, image_std=images.IMAGENET_STD)
+  host = images.normalizer(images.IMAGENET_MEAN, images.IMAGENET_STD)(
+      {'image': pixels, 'label': labels})['image']
+  prepared = jax.jit(task.prepare)({'image': pixels, 'label': labels})['image']
+  assert prepared.dtype == jnp.float32
+  np.testing.assert_allclose(prepared, host, rtol=1e-6, atol=1e-6)
+  assert task.prepare({'image': host, 'label': labels})['image'] is host  # floats pass through
+  seen = []
+
+  def apply_fn(variables, images_in, train, rngs=None, mutable=False):
+    seen.append(images_in.dtype)
+    return images_in.mean(axis=(1, 2)) * variables['params']['w']  # [batch, 3] logits
+
+  state = experiment.TrainState(step=jnp.zeros((), jnp.int32), params={'w': jnp.ones(3)},
+                                model_state={}, opt_state=(), rng=jax.random.PRNGKey(0),
+                                apply_fn=apply_fn, tx=optax.sgd(0.1))
+  eval_step = jax.jit(experiment.make_eval_step(task))
+  from_uint8 = eval_step(state, {'image': pixels, 'label': labels})
+  from_float = eval_step(state, {'image': host, 'label': labels})
+  assert seen == [jnp.float32, jnp.float32]  # the model sees float32 either way
+  for name in from_float:
+    np.testing.assert_allclose(from_uint8[name], from_float[name], rtol=1e-6)
+
+
+def _synthetic_imagenet(tmp_path, **options):
+  imagenet_like.write(tmp_path, num_train=10, num_eval=7, sizes=((60, 45), (45, 64)))
+  return data.create(_config(tmp_path, 'imagenet2012', image_size=16, **options))
+
+
+def test_worker_batches_equal_in_process_batches_resume_and_eval_exact(tmp_path):
+  inline = _synthetic_imagenet(tmp_path, workers=0)
+  workers = _synthetic_imagenet(tmp_path, workers=2)
+  assert workers.train.workers == 2
+  # Batch k is a pure function of (seed, k): from step 0, resumed at step 3, inline or in workers.
+  stream = pipeline.train_batches(inline.train, 4, seed=5, start_step=0)
+  uninterrupted = [next(stream) for _ in range(6)]
+  resumed = pipeline.train_batches(workers.train, 4, seed=5, start_step=3)
+  for k in range(3, 6):
+    batch = next(resumed)
+    assert batch['image'].dtype == np.uint8 and batch['image'].shape == (4, 16, 16, 3)
+    for name in ('image', 'label'):
+      np.testing.assert_array_equal(batch[name], uninterrupted[k][name])
+  resumed.close()
+  # The reference computation: indices of step k, per-example generators from (seed, k, 1).
+  indices = pipeline.train_indices(10, 4, 5, 4)
+  expected = inline.train.fetch(indices, np.random.default_rng([5, 4, 1]))
+  np.testing.assert_array_equal(uninterrupted[4]['image'], expected['image'])
+  np.testing.assert_array_equal(uninterrupted[4]['label'], indices)  # label i of example i
+  # Eval: every example once, padding masked, the same in workers.
+  evaluated = list(pipeline.eval_batches(workers.eval, 3))
+  assert [b['mask'].tolist() for b in evaluated] == [[True] * 3, [True] * 3, [True, False, False]]
+  labels = np.concatenate([b['label'][b['mask']] for b in evaluated])
+  np.testing.assert_array_equal(labels, np.arange(10, 17))
+  for a, b in zip(evaluated, pipeline.eval_batches(inline.eval, 3)):
+    for name in ('image', 'label', 'mask'):
+      np.testing.assert_array_equal(a[name], b[name])

@@ -343,3 +343,19 @@ def test_attention_command_with_a_fresh_model(tmp_path, capsys):
   assert code == 0, err
   assert stdout.startswith('123+45 -> ')
   assert_not_blank(png(out))
+
+
+def test_uint8_eval_images_reach_the_pictures_normalised_as_in_the_step():
+  from data.pipeline import ArraySource, ClassificationFacts, Dataset
+  from train import tasks
+  pixels = np.array([[[[0, 255, 51]]], [[[255, 0, 102]]]], np.uint8)
+  source = ArraySource({'image': pixels, 'label': np.zeros(2, np.int32)})
+  facts = ClassificationFacts(2, (1, 1, 3), (0.5, 0.5, 0.2), (0.5, 0.25, 0.1))
+  task = tasks.Classification(**facts.task_kwargs())
+  run = experiment.Experiment(config=None, dataset=Dataset(source, source, facts), task=task,
+                              model=None, model_kwargs={}, dtype=jnp.float32)
+  low, high = visualize.eval_pixel_range(source, prepare=run.prepare)
+  np.testing.assert_allclose(low, [-1, -2, 0], atol=1e-6)
+  np.testing.assert_allclose(high, [1, 2, 2], atol=1e-6)
+  prepared = run.prepare(source.fetch(np.arange(2), None))
+  assert prepared['image'].dtype == np.float32 and isinstance(prepared['image'], np.ndarray)

@@ -95,13 +95,20 @@ class Experiment:
     """One training example as a batch of one, unaugmented (its shapes and dtypes)."""
     return self.dataset.train.fetch(np.arange(1), None)
 
+  def prepare(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A host batch as the model sees it inside the steps (`task.prepare`: e.g. uint8 images
+    normalised to float32), as NumPy arrays: for code that calls the model directly."""
+    prepared = self.task.prepare(batch)
+    return {name: np.asarray(value) for name, value in prepared.items()}
+
 
 def build(config: ml_collections.ConfigDict) -> Experiment:
   """Builds the dataset, task and model of `config` (nothing is initialised or compiled)."""
   dtype = compute_dtype(config.get('compute_dtype', 'float32'))
   dataset = data_lib.create(config)
   task = tasks_lib.create(config.get('task', 'classification'),
-                          **(config.get('task_kwargs', None) or {}))
+                          **{**getattr(dataset.facts, 'task_kwargs', dict)(),
+                             **(config.get('task_kwargs', None) or {})})
   kwargs = resolve_model_kwargs(config, dataset.facts)
   model = models.create(config.model, **kwargs)
   return Experiment(config=config, dataset=dataset, task=task, model=model, model_kwargs=kwargs,
@@ -143,8 +150,8 @@ def _state_initializer(config, model, tx, sample_batch, task) -> Callable[[], Tr
   keeps per example (e.g. a language model's carried recurrent state) has its training shape.
   """
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  inputs = task.model_inputs({k: np.zeros((config.batch_size,) + v.shape[1:], v.dtype)
-                              for k, v in sample_batch.items()})
+  inputs = task.model_inputs(task.prepare(
+      {k: np.zeros((config.batch_size,) + v.shape[1:], v.dtype) for k, v in sample_batch.items()}))
 
   def init():
     variables = model.init({'params': init_rng, 'dropout': init_rng}, *inputs, train=False)
@@ -200,7 +207,8 @@ def make_train_step(task: tasks_lib.Task, skip_nonfinite: bool = False, dtype=jn
 
     def loss_fn(params):
       variables = cast_floating({'params': params, **state.model_state}, dtype)
-      outputs = task.apply(state.apply_fn, variables, cast_floating(batch, dtype), train=True,
+      inputs = cast_floating(task.prepare(batch), dtype)
+      outputs = task.apply(state.apply_fn, variables, inputs, train=True,
                            rngs={'dropout': dropout_rng}, mutable=mutable or False)
       outputs, new_model_state = outputs if mutable else (outputs, {})
       loss, sums = task.loss_and_sums(outputs, batch)
@@ -229,7 +237,8 @@ def make_eval_step(task: tasks_lib.Task, dtype=jnp.float32):
 
   def eval_step(state: TrainState, batch: dict[str, jax.Array]):
     variables = cast_floating(state.variables, dtype)
-    outputs = task.apply(state.apply_fn, variables, cast_floating(batch, dtype), train=False)
+    outputs = task.apply(state.apply_fn, variables, cast_floating(task.prepare(batch), dtype),
+                         train=False)
     return task.loss_and_sums(outputs, batch)[1]
 
   return eval_step
@@ -263,6 +272,13 @@ def sum_host(sums_list: list[dict[str, Any]]) -> dict[str, float]:
       else:
         total[name] = total.get(name, 0.0) + value
   return total
+
+
+def global_eval_example(source, batch_size: int, mesh) -> dict[str, jax.Array]:
+  """The first global eval batch (what a step is compiled for), read in this process: no worker
+  processes are started for it."""
+  return platform.global_batch(pipeline.eval_batch(source, batch_size, 0, jax.process_index(),
+                                                   jax.process_count()), mesh)
 
 
 def global_eval_batches(source, batch_size: int, mesh) -> Iterator[dict[str, jax.Array]]:
@@ -325,7 +341,7 @@ class Run:
     platform.check_batch_size(batch_size, 'eval batch size')
     source = self.dataset.eval if source is None else source
     if self._eval_step is None or self._eval_step[0] != batch_size:
-      example = next(global_eval_batches(source, batch_size, self.mesh))
+      example = global_eval_example(source, batch_size, self.mesh)
       self._eval_step = (batch_size, compile_eval_step(self.experiment.task, self.state,
                                                        self.mesh, example,
                                                        dtype=self.experiment.dtype))
@@ -339,9 +355,9 @@ class Run:
     the devices are sharded over the mesh like training batches, others are replicated.
     """
     dtype = self.experiment.dtype
-    model = self.model
+    model, prepare = self.model, self.experiment.task.prepare
     jitted = jax.jit(lambda variables, batch: fn(model, cast_floating(variables, dtype),
-                                                 cast_floating(batch, dtype)))
+                                                 cast_floating(prepare(batch), dtype)))
     devices = self.mesh.devices.size
 
     def call(batch):

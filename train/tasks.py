@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from models.cpu_kernels import argmax_matches
@@ -28,6 +29,11 @@ class Task:
   A task whose evaluation differs from its training forward pass (e.g. greedy decoding instead of
   teacher forcing) overrides `apply` and looks at `train`.
   """
+
+  def prepare(self, batch: Batch) -> Batch:
+    """The batch as the model sees it, computed inside the compiled step before the cast to the
+    compute dtype (e.g. uint8 images normalised to float32); by default the batch itself."""
+    return batch
 
   def model_inputs(self, batch: Batch) -> tuple:
     """Positional arguments of `model.apply` after the variables."""
@@ -57,11 +63,29 @@ def example_weights(batch: Batch, batch_size: int) -> jax.Array:
 class Classification(Task):
   """Softmax cross-entropy over `num_classes`; metrics `loss` and `accuracy` (top-1).
 
-  Batch: `image` `[batch, height, width, channels]`, `label` `[batch]` int, optional `mask`.
+  Batch: `image` `[batch, height, width, channels]` (float, or uint8 pixels that `prepare` maps
+  to float32 `x / 255`, standardised with `image_mean` and `image_std` when given: the dataset's
+  `ClassificationFacts.task_kwargs()`), `label` `[batch]` int, optional `mask`.
   """
 
-  def __init__(self, label_smoothing: float = 0.0):
+  def __init__(self, label_smoothing: float = 0.0, image_mean=None, image_std=None):
     self.label_smoothing = label_smoothing
+    if (image_mean is None) != (image_std is None):
+      raise ValueError('Classification: give both image_mean and image_std, or neither.')
+    self.image_mean = None if image_mean is None else tuple(float(m) for m in image_mean)
+    self.image_std = None if image_std is None else tuple(float(s) for s in image_std)
+
+  def prepare(self, batch: Batch) -> Batch:
+    image = batch.get('image')
+    if image is None or image.dtype != jnp.uint8:
+      return batch
+    # As data.images.normalizer computes it on the host: x / 255, then (x - mean) * (1 / std).
+    image = jnp.asarray(image).astype(jnp.float32) / jnp.float32(255)
+    if self.image_mean is not None:
+      mean = jnp.asarray(self.image_mean, jnp.float32)
+      inv_std = jnp.asarray(1 / np.asarray(self.image_std, np.float32), jnp.float32)
+      image = (image - mean) * inv_std
+    return {**batch, 'image': image}
 
   def model_inputs(self, batch: Batch) -> tuple:
     return (batch['image'],)

@@ -159,7 +159,7 @@ def _train(config, workdir: str, should_stop, eval_hooks) -> dict[str, Any]:
   train_step = experiment_lib.compile_train_step(
       experiment.task, state, state_sharding, mesh, first_batch, dtype=experiment.dtype,
       skip_nonfinite=config.get('skip_nonfinite_updates', False))
-  eval_example = next(experiment_lib.global_eval_batches(dataset.eval, eval_batch_size, mesh))
+  eval_example = experiment_lib.global_eval_example(dataset.eval, eval_batch_size, mesh)
   eval_step = experiment_lib.compile_eval_step(experiment.task, state, mesh, eval_example,
                                                dtype=experiment.dtype)
   if is_main:

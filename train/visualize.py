@@ -336,10 +336,16 @@ def image_from_file(path: str, shape: Sequence[int], low=0.0, high=1.0,
   return (low + pixels * (high - low)).astype(np.float32)
 
 
-def eval_pixel_range(source, count: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def eval_pixel_range(source, count: int = 32,
+                     prepare=None) -> tuple[np.ndarray, np.ndarray]:
   """Per-channel minimum and maximum of the first `count` eval images: where black and white
-  land after the dataset's normalisation (x / 16, x / 255, or a mean/std standardisation)."""
-  images = np.asarray(source.fetch(np.arange(min(count, len(source))), None)['image'], np.float32)
+  land after the dataset's normalisation (x / 16, x / 255, or a mean/std standardisation).
+  `prepare(batch)` maps a fetched batch to the model's inputs (`Experiment.prepare`: uint8
+  images are normalised in the step)."""
+  batch = source.fetch(np.arange(min(count, len(source))), None)
+  if prepare is not None:
+    batch = prepare(batch)
+  images = np.asarray(batch['image'], np.float32)
   return images.min(axis=(0, 1, 2)), images.max(axis=(0, 1, 2))
 
 
@@ -444,6 +450,9 @@ class TensorBoardImages:
       batch = experiment.dataset.eval.fetch(np.arange(1), None)
       if 'image' not in batch or np.ndim(batch['image']) != 4:
         return
+      prepare = getattr(experiment, 'prepare', None)  # uint8 images: normalised as in the step
+      if prepare is not None:
+        batch = prepare(batch)
       variables = {'params': state.params, **(state.model_state or {})}
       for tag, image in tensorboard_images(state.apply_fn, variables, batch['image'][0]).items():
         writer.add_image(tag, image, step)
@@ -689,7 +698,7 @@ def _features(args) -> None:
     raise UsageError(f'{run.config.dataset} has no images; feature maps need an image model')
   shape = tuple(np.shape(sample['image'])[1:])
   if args.image is not None:
-    low, high = eval_pixel_range(run.dataset.eval)
+    low, high = eval_pixel_range(run.dataset.eval, prepare=run.experiment.prepare)
     image = image_from_file(args.image, shape, low, high, invert=args.invert)
     what = os.path.basename(args.image)
     label = None
@@ -698,7 +707,7 @@ def _features(args) -> None:
     if not 0 <= index < len(run.dataset.eval):
       raise UsageError(f'--index {index} is outside the eval split '
                        f'(0..{len(run.dataset.eval) - 1})')
-    example = run.dataset.eval.fetch(np.array([index]), None)
+    example = run.experiment.prepare(run.dataset.eval.fetch(np.array([index]), None))
     image = np.asarray(example['image'][0], np.float32)
     label = int(example['label'][0]) if 'label' in example else None
     what = f'eval example {index}' + (f' (label {label})' if label is not None else '')
