@@ -6,9 +6,11 @@
 Classes are the sorted folder names of the training split, label `i` the `i`-th of them; both
 splits must have the same classes. Files are listed in sorted order, so example `i` of a split
 is always the same file, and evaluation reads every file exactly once (`pipeline.eval_batches`).
-Each image is decoded by PIL when its batch is read (threads, `images.ThreadedExampleSource`)
-and preprocessed as `Options` says (data/preprocessing.py): in training a random-resized crop and
-a flip (`augment`), in evaluation the resize and central crop. The preprocessing fields default
+Each image is decoded by PIL when its batch is read (in `workers` processes, or threads of the
+calling process: `images.example_source`) and preprocessed as `Options` says (data/preprocessing.py): in training a random-resized crop and
+a flip (`augment`), in evaluation the resize and central crop. Batches hold uint8 pixels,
+which the classification task normalises with the preprocessing's mean and std inside the
+compiled step. The preprocessing fields default
 to torchvision's ImageNet preprocessing; fine-tuning from a workdir copies the source's
 (train/init_from.py).
 
@@ -23,7 +25,7 @@ import os
 
 from data import DatasetNotFoundError
 from data import preprocessing
-from data.images import ThreadedExampleSource
+from data.images import example_source
 from data.pipeline import ClassificationFacts, Dataset
 
 EXTENSIONS = ('.jpg', '.jpeg', '.png')
@@ -49,13 +51,18 @@ class Options(preprocessing.Preprocessing):
     eval_split: the folder under data_dir evaluated.
     augment: training augmentation: random-resized crop and random flip (else the evaluation
       resize and crop).
-    decode_threads: threads decoding a batch (None: one per CPU).
+    decode_threads: threads decoding a batch in the process that builds it (None: one per CPU
+      without workers, else 1).
+    workers: processes building batches (data/workers.py; 0: the training process, with
+      `decode_threads` threads). Worth it for folders of thousands of photos; each iterator
+      pays a few seconds of worker start-up, which small folders do not win back.
   """
 
   train_split: str = 'train'
   eval_split: str = 'val'
   augment: bool = True
   decode_threads: int | None = None
+  workers: int = 0
 
 
 class FileStore:
@@ -103,7 +110,7 @@ def list_split(root: str, split: str) -> dict[str, list[str]]:
 
 def create(options: Options, *, data_dir: str | None = None,
            batch_size: int | None = None) -> Dataset:
-  """The folder's train and eval splits; images float32 `[image_size, image_size, C]` (C 3, or
+  """The folder's train and eval splits; images uint8 `[image_size, image_size, C]` (C 3, or
   1 for channels 'gray'), labels int32. `data_dir` is the root (required); `batch_size` unused."""
   del batch_size
   if not data_dir:
@@ -120,12 +127,15 @@ def create(options: Options, *, data_dir: str | None = None,
                        'need the same class folders')
   classes = tuple(train)
   p = preprocessing.from_options(options)
-  threads = options.decode_threads or os.cpu_count() or 1
+  threads = options.decode_threads or (1 if options.workers else (os.cpu_count() or 1))
+  mean, std = preprocessing.unit_statistics(p)
 
   def source(split, augment):
     files = [(path, label) for label, name in enumerate(classes) for path in split[name]]
-    return ThreadedExampleSource(
-        FileStore(files), preprocessing.example_fn(p, augment, preprocessing.load_image), threads)
+    return example_source(
+        FileStore(files), preprocessing.example_fn(p, augment, preprocessing.load_image,
+                                                   as_uint8=True), options.workers, threads)
 
   return Dataset(train=source(train, options.augment), eval=source(evaluation, False),
-                 facts=ImageFolderFacts(len(classes), p.input_shape, classes))
+                 facts=ImageFolderFacts(len(classes), p.input_shape, image_mean=mean,
+                                        image_std=std, class_names=classes))

@@ -134,20 +134,40 @@ def _mode(p: Preprocessing, image: Image.Image) -> Image.Image:
   return image.convert('L' if p.channels == 'gray' else 'RGB')
 
 
+def pixels(p: Preprocessing, image: Image.Image) -> np.ndarray:
+  """A resized and cropped PIL image -> uint8 `[H, W, C]` in the channel order of `p`."""
+  values = np.asarray(_mode(p, image), np.uint8)
+  if values.ndim == 2:
+    values = values[..., None]
+  if p.channels == 'bgr':
+    values = values[..., ::-1]
+  return np.ascontiguousarray(values)
+
+
 def normalize(p: Preprocessing, image: Image.Image) -> np.ndarray:
   """A resized and cropped PIL image -> float32 `[H, W, C]`, channels ordered and normalised."""
-  pixels = np.asarray(_mode(p, image), np.float32)
-  if pixels.ndim == 2:
-    pixels = pixels[..., None]
-  if p.channels == 'bgr':
-    pixels = pixels[..., ::-1]
   mean = np.asarray(p.mean, np.float32)
   std = np.asarray(p.std, np.float32)
-  return ((pixels - mean) / std).astype(np.float32)
+  return ((pixels(p, image).astype(np.float32) - mean) / std).astype(np.float32)
 
 
-def eval_image(p: Preprocessing, image: Image.Image) -> np.ndarray:
-  """Resize and crop as `p` says, then `normalize`: float32 `p.input_shape`."""
+def unit_statistics(p: Preprocessing) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """`p.mean` and `p.std` in [0, 1] units (over 255), one value per model input channel: what
+  `data.pipeline.ClassificationFacts` takes, so the classification task computes
+  `(x / 255 - mean / 255) / (std / 255) = (x - mean) / std` from uint8 pixels inside the step."""
+  count = CHANNELS[p.channels]
+  mean = tuple(float(m) / 255 for m in p.mean) * (count if len(p.mean) == 1 else 1)
+  std = tuple(float(s) / 255 for s in p.std) * (count if len(p.std) == 1 else 1)
+  return mean, std
+
+
+def _finish(p: Preprocessing, image: Image.Image, as_uint8: bool) -> np.ndarray:
+  return pixels(p, image) if as_uint8 else normalize(p, image)
+
+
+def eval_image(p: Preprocessing, image: Image.Image, as_uint8: bool = False) -> np.ndarray:
+  """Resize and crop as `p` says, then `normalize`: float32 `p.input_shape` (with `as_uint8`:
+  the uint8 `pixels` instead, for the step to normalise)."""
   image = _mode(p, image)
   if p.resize == 'square':
     image = image.resize((p.image_size, p.image_size), INTERPOLATIONS[p.interpolation])
@@ -162,32 +182,45 @@ def eval_image(p: Preprocessing, image: Image.Image) -> np.ndarray:
     top = int(round((size[1] - p.image_size) / 2))
     left = int(round((size[0] - p.image_size) / 2))
     image = image.crop((left, top, left + p.image_size, top + p.image_size))
-  return normalize(p, image)
+  return _finish(p, image, as_uint8)
 
 
-def train_image(p: Preprocessing, image: Image.Image, rng: np.random.Generator) -> np.ndarray:
+def train_image(p: Preprocessing, image: Image.Image, rng: np.random.Generator,
+                as_uint8: bool = False) -> np.ndarray:
   """torchvision's random-resized crop to `image_size` and a flip with probability 1/2 (draws
-  from `rng` in that order), then `normalize`: float32 `p.input_shape`."""
+  from `rng` in that order), then `normalize`: float32 `p.input_shape` (uint8 with `as_uint8`)."""
   image = _mode(p, image)
   box = random_resized_crop_box(image.width, image.height, rng)
   image = image.resize((p.image_size, p.image_size), INTERPOLATIONS[p.interpolation], box=box)
   if rng.random() < 0.5:
     image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-  return normalize(p, image)
+  return _finish(p, image, as_uint8)
 
 
-def example_fn(p: Preprocessing, augment: bool,
-               decode: Callable[[Any], Image.Image]) -> Callable[[dict, Any], dict]:
-  """`example_fn(example, rng)` for `data.images.ThreadedExampleSource`: `decode(example['image'])`
+def example_fn(p: Preprocessing, augment: bool, decode: Callable[[Any], Image.Image],
+               as_uint8: bool = False) -> Callable[[dict, Any], dict]:
+  """`example_fn(example, rng)` for `data.images.example_source`: `decode(example['image'])`
   preprocessed (`train_image` when `rng` is given and `augment`, else `eval_image`) ->
-  `{'image': float32 p.input_shape, 'label': int32 []}`."""
+  `{'image': float32 p.input_shape, 'label': int32 []}` (with `as_uint8`: uint8 pixels in the
+  model's channel order, normalised in the step with `unit_statistics(p)`). A module-level
+  callable, so worker processes can receive it."""
+  return _ExampleFn(p, augment, decode, as_uint8)
 
-  def fn(example: dict, rng) -> dict:
-    image = decode(example['image'])
-    pixels = train_image(p, image, rng) if rng is not None and augment else eval_image(p, image)
-    return {'image': pixels, 'label': np.asarray(example['label'], np.int32)}
 
-  return fn
+@dataclasses.dataclass(frozen=True)
+class _ExampleFn:
+  p: Preprocessing
+  augment: bool
+  decode: Callable[[Any], Image.Image]
+  as_uint8: bool
+
+  def __call__(self, example: dict, rng) -> dict:
+    image = self.decode(example['image'])
+    if rng is not None and self.augment:
+      values = train_image(self.p, image, rng, self.as_uint8)
+    else:
+      values = eval_image(self.p, image, self.as_uint8)
+    return {'image': values, 'label': np.asarray(example['label'], np.int32)}
 
 
 def for_config(config) -> Preprocessing:

@@ -14,7 +14,7 @@ import dataclasses
 import os
 
 from data import preprocessing
-from data.images import ThreadedExampleSource, open_split, to_pil
+from data.images import example_source, open_split, to_pil
 from data.pipeline import ClassificationFacts, Dataset
 
 
@@ -27,7 +27,10 @@ class Options(preprocessing.Preprocessing):
     train_split: the tfds split trained on (slices such as 'train[:10%]' work).
     eval_split: the tfds split evaluated.
     augment: training augmentation: random-resized crop and random flip.
-    decode_threads: threads decoding and resizing a batch (None: one per CPU).
+    decode_threads: threads decoding and resizing a batch in the process that builds it (None:
+      1 with workers, else one per CPU).
+    workers: processes building batches (data/workers.py; None: one per CPU core; 0: the
+      training process, with `decode_threads` threads).
   """
 
   tfds_name: str = 'imagenet2012'
@@ -35,19 +38,25 @@ class Options(preprocessing.Preprocessing):
   eval_split: str = 'validation'
   augment: bool = True
   decode_threads: int | None = None
+  workers: int | None = None
 
 
 def create(options: Options, *, data_dir: str | None = None,
            batch_size: int | None = None) -> Dataset:
-  """ILSVRC-2012, 1,000 classes, images float32 `[image_size, image_size, 3]` preprocessed as
-  `options` says. `batch_size` is not used."""
+  """ILSVRC-2012, 1,000 classes, images uint8 `[image_size, image_size, 3]` resized, cropped and
+  channel-ordered as `options` say; the classification task subtracts the mean and divides by
+  the std inside the compiled step. `batch_size` is not used."""
   del batch_size
   p = preprocessing.from_options(options)
-  threads = options.decode_threads or os.cpu_count() or 1
+  workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+  threads = options.decode_threads or (1 if workers else (os.cpu_count() or 1))
+  mean, std = preprocessing.unit_statistics(p)
   train = open_split(options.tfds_name, options.train_split, data_dir)
   evaluation = open_split(options.tfds_name, options.eval_split, data_dir)
-  return Dataset(
-      train=ThreadedExampleSource(train, preprocessing.example_fn(p, options.augment, to_pil),
-                                  threads),
-      eval=ThreadedExampleSource(evaluation, preprocessing.example_fn(p, False, to_pil), threads),
-      facts=ClassificationFacts(1000, p.input_shape))
+
+  def source(split, augment):
+    fn = preprocessing.example_fn(p, augment, to_pil, as_uint8=True)
+    return example_source(split, fn, workers, threads)
+
+  return Dataset(train=source(train, options.augment), eval=source(evaluation, False),
+                 facts=ClassificationFacts(1000, p.input_shape, mean, std))

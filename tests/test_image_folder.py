@@ -68,7 +68,10 @@ def test_folder_classes_order_and_exact_evaluation(digits_folder):
   from data import digits
   _, test = digits.load_split()
   first = np.flatnonzero(test['label'] == 0)[0]
-  np.testing.assert_allclose(batches[0]['image'][0, ..., 0], test['image'][first, ..., 0] / 16,
+  # Batches hold uint8 pixels; the step computes (x / 255 - image_mean) / image_std with these.
+  assert batches[0]['image'].dtype == np.uint8
+  assert (dataset.facts.image_mean, dataset.facts.image_std) == ((0.0,), (1.0,))
+  np.testing.assert_allclose(batches[0]['image'][0, ..., 0] / 255, test['image'][first, ..., 0] / 16,
                              atol=0.5 / 255 + 1e-6)
   again = data.create(config).train.fetch(np.arange(5), np.random.default_rng(0))
   np.testing.assert_array_equal(again['image'],
@@ -100,3 +103,41 @@ def test_folder_errors_are_one_clear_line(tmp_path):
   (tmp_path / 'a' / 'val' / 'cat' / 'broken.jpg').write_bytes(b'not a jpeg')
   message = error_of(tmp_path / 'a', fetch=True)
   assert message.startswith('cannot read image') and 'broken.jpg' in message
+
+
+@pytest.mark.parametrize('preset', ['torchvision', 'keras_caffe'])
+def test_uint8_batches_normalised_in_the_step_equal_host_preprocessing(preset):
+  """What the model sees from a uint8 batch (the task's in-step normalisation with the facts'
+  statistics) is the float32 image the preprocessing computes on the host."""
+  import jax
+  from train import tasks
+  p = preprocessing.PRESETS[preset]
+  image = photo(3, size=(300, 260))
+  host = preprocessing.eval_image(p, image)
+  uint8 = preprocessing.eval_image(p, image, as_uint8=True)
+  assert uint8.dtype == np.uint8 and uint8.shape == host.shape == p.input_shape
+  mean, std = preprocessing.unit_statistics(p)
+  task = tasks.create('classification', image_mean=mean, image_std=std)
+  stepped = jax.jit(task.prepare)({'image': uint8[None]})['image'][0]
+  np.testing.assert_allclose(np.asarray(stepped), host, rtol=1e-5, atol=1e-4)
+
+
+def test_folder_batches_from_worker_processes_equal_in_process_ones(digits_folder):
+  from data.pipeline import train_batches
+  config = folder_config(digits_folder, image_size=8, resize='square', crop_fraction=1.0,
+                         channels='gray', mean=(0.0,), std=(255.0,))
+  plain = data.create(config)
+  with config.unlocked():
+    config.data.workers = 2
+  pooled = data.create(config)
+  streams = [(train_batches(plain.train, 8, seed=1, start_step=3),
+              train_batches(pooled.train, 8, seed=1, start_step=3)),
+             (eval_batches(plain.eval, 8), eval_batches(pooled.eval, 8))]
+  for ours, theirs in streams:
+    for _ in range(2):
+      a, b = next(ours), next(theirs)
+      assert a.keys() == b.keys() and a['image'].dtype == np.uint8
+      for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    ours.close()
+    theirs.close()  # ends the worker processes
