@@ -91,14 +91,18 @@ def test_evaluate_reads_an_imported_workdir(tmp_path):
   import_weights.import_weights('torchvision', path, 'vgg11_bn', workdir,
                                 hidden_features=(32, 32))
   with tfds.testing.mock_data(num_examples=6):
-    run = experiment.restore(workdir, config_overrides={'data': {'image_size': 48,
-                                                                 'decode_threads': 1}})
+    run = experiment.restore(workdir, config_overrides={'data': {  # in process: the mock is here
+        'image_size': 48, 'decode_threads': 1, 'workers': 0}})
     metrics = run.evaluate(batch_size=4)
     batches = list(pipeline.eval_batches(run.dataset.eval, 4))
   images = np.concatenate([b['image'][b['mask']] for b in batches])
   labels = np.concatenate([b['label'][b['mask']] for b in batches])
-  assert images.shape == (6, 48, 48, 3)
-  logits = np.asarray(model.apply(variables, images), np.float64)
+  assert images.shape == (6, 48, 48, 3) and images.dtype == np.uint8
+  # What the model sees: (x - mean) / std with the recorded torchvision statistics, by hand.
+  mean = 255 * np.asarray((0.485, 0.456, 0.406), np.float32)
+  std = 255 * np.asarray((0.229, 0.224, 0.225), np.float32)
+  inputs = (images.astype(np.float32) - mean) / std
+  logits = np.asarray(model.apply(variables, inputs), np.float64)
   top = logits.max(-1)
   loss = np.mean(top + np.log(np.exp(logits - top[:, None]).sum(-1))
                  - logits[np.arange(len(labels)), labels])
