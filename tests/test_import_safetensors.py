@@ -48,12 +48,12 @@ def torchvision_state_dict(variables):
 def test_safetensors_import_without_torch(tmp_path, monkeypatch, capsys):
   model = models.create('vgg11_bn', num_classes=10, hidden_features=(32, 32), pooled_size=7)
   x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
-  variables = jax.tree.map(np.asarray, model.init(jax.random.PRNGKey(1), x[:1]))
+  variables = jax.tree.map(np.asarray, jax.jit(model.init)(jax.random.PRNGKey(1), x[:1]))
   rng = np.random.default_rng(2)  # running statistics other than 0 and 1
   variables['batch_stats'] = jax.tree.map(
       lambda v: (rng.uniform(0.5, 1.5, v.shape) if v.min() == 1 else rng.normal(0, 0.1, v.shape)
                  ).astype(np.float32), variables['batch_stats'])
-  want = np.asarray(model.apply(variables, x))
+  want = np.asarray(jax.jit(model.apply)(variables, x))
   path = str(tmp_path / 'vgg11_bn.safetensors')
   safetensors_numpy.save_file(torchvision_state_dict(variables), path)
 
@@ -68,7 +68,7 @@ def test_safetensors_import_without_torch(tmp_path, monkeypatch, capsys):
   import_weights.import_weights('torchvision', path, 'vgg11_bn', workdir, num_classes=10,
                                 hidden_features=(32, 32))
   _, restored, got_variables, _ = experiment.restore_variables(workdir)
-  got = np.asarray(restored.apply(got_variables, x))
+  got = np.asarray(jax.jit(restored.apply)(got_variables, x))
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
   # A .pth needs PyTorch: without it, one line saying what to do.
   open(tmp_path / 'x.pth', 'wb').write(b'not used')
@@ -83,8 +83,8 @@ def test_evaluate_reads_an_imported_workdir(tmp_path):
   import tensorflow_datasets as tfds
   from data import pipeline
   model = models.create('vgg11_bn', hidden_features=(32, 32), pooled_size=7)  # 1000 classes
-  variables = jax.tree.map(np.asarray, model.init(jax.random.PRNGKey(3),
-                                                  np.zeros((1, 64, 64, 3), np.float32)))
+  variables = jax.tree.map(np.asarray, jax.jit(model.init)(jax.random.PRNGKey(3),
+                                                           np.zeros((1, 64, 64, 3), np.float32)))
   path = str(tmp_path / 'w.safetensors')
   safetensors_numpy.save_file(torchvision_state_dict(variables), path)
   workdir = str(tmp_path / 'run')
@@ -102,7 +102,7 @@ def test_evaluate_reads_an_imported_workdir(tmp_path):
   mean = 255 * np.asarray((0.485, 0.456, 0.406), np.float32)
   std = 255 * np.asarray((0.229, 0.224, 0.225), np.float32)
   inputs = (images.astype(np.float32) - mean) / std
-  logits = np.asarray(model.apply(variables, inputs), np.float64)
+  logits = np.asarray(jax.jit(model.apply)(variables, inputs), np.float64)
   top = logits.max(-1)
   loss = np.mean(top + np.log(np.exp(logits - top[:, None]).sum(-1))
                  - logits[np.arange(len(labels)), labels])

@@ -32,7 +32,7 @@ def flax_logits(model, net, x, **kwargs):
   like = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x[:1]))
   state = {k: v.numpy() for k, v in net.state_dict().items()}
   variables = weights_torchvision.convert(model, state, like, **kwargs)
-  return np.asarray(model.apply(variables, x))
+  return np.asarray(jax.jit(model.apply)(variables, x))
 
 
 def check(model, net, x):
@@ -95,7 +95,7 @@ def test_import_pth_into_a_workdir_then_restore(tmp_path, capsys):
   config, model, variables, step = experiment.restore_variables(workdir)
   assert step == 0
   x = images(32, n=1)
-  np.testing.assert_allclose(np.asarray(model.apply(variables, x)), torch_logits(net, x),
+  np.testing.assert_allclose(np.asarray(jax.jit(model.apply)(variables, x)), torch_logits(net, x),
                              atol=2e-4 * max(1, np.abs(torch_logits(net, x)).max()))
 
 
