@@ -8,10 +8,15 @@ import jax
 import numpy as np
 import pytest
 
-torch = pytest.importorskip('torch')
-
 import models  # noqa: E402
-import torchvision_twins as twins  # noqa: E402
+
+# Every test here compares with PyTorch: run in the Python 3.11 CI leg, deselected in the 3.12 one.
+pytestmark = pytest.mark.torch
+try:
+  import torch
+  import torchvision_twins as twins
+except ImportError:
+  torch = twins = None
 from train import experiment  # noqa: E402
 from train import import_weights  # noqa: E402
 from train import weights_torchvision  # noqa: E402
