@@ -242,8 +242,7 @@ def create(options: Options, *, data_dir: str | None = None,
     return {'image': load_image(example['image'], size),
             **encode_caption(captions[choice], vocab, max_length)}
 
-  workers = options.workers
-  threads = options.decode_threads or (1 if workers else (os.cpu_count() or 1))
+  workers, threads = options.workers, options.decode_threads
   return Dataset(
       train=images_lib.example_source(_WithCaptions(train_source, train_captions), example_fn,
                                       workers, threads),

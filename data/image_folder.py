@@ -127,14 +127,14 @@ def create(options: Options, *, data_dir: str | None = None,
                        'need the same class folders')
   classes = tuple(train)
   p = preprocessing.from_options(options)
-  threads = options.decode_threads or (1 if options.workers else (os.cpu_count() or 1))
   mean, std = preprocessing.unit_statistics(p)
 
   def source(split, augment):
     files = [(path, label) for label, name in enumerate(classes) for path in split[name]]
     return example_source(
         FileStore(files), preprocessing.example_fn(p, augment, preprocessing.load_image,
-                                                   as_uint8=True), options.workers, threads)
+                                                   as_uint8=True), options.workers,
+        options.decode_threads)
 
   return Dataset(train=source(train, options.augment), eval=source(evaluation, False),
                  facts=ImageFolderFacts(len(classes), p.input_shape, image_mean=mean,

@@ -308,16 +308,20 @@ class ThreadedExampleSource:
 
 
 def example_source(store: Any, example_fn: Callable[[dict, np.random.Generator | None], Batch],
-                   workers: int | None = None, threads: int = 1) -> ThreadedExampleSource:
+                   workers: int | None = None,
+                   threads: int | None = None) -> ThreadedExampleSource:
   """A training or eval source of per-example records, built in `workers` processes.
 
   For image pipelines over a store of `{'image': encoded bytes or uint8 array, 'label': int}`
   records (tfds data sources, an image folder): e.g.
   `example_source(store, imagenet_example_fn(224, augment, normalize=False), workers=4)`.
-  `workers` None: one per CPU core; 0: in the calling process with `threads` threads.
+  `workers` None: one per CPU core; 0: in the calling process with `threads` threads. `threads`
+  None (or 0): 1 in each worker process, one per CPU core without workers.
   """
   if workers is None:
     workers = os.cpu_count() or 1
+  if not threads:
+    threads = 1 if workers else (os.cpu_count() or 1)
   return ThreadedExampleSource(store, example_fn, threads, workers)
 
 
@@ -500,8 +504,7 @@ def create_imagenet2012(options: ImageNetOptions, *, data_dir: str | None = None
   import tensorflow_datasets as tfds
 
   image_size = options.image_size
-  workers = (os.cpu_count() or 1) if options.workers is None else options.workers
-  threads = options.decode_threads or (1 if workers else (os.cpu_count() or 1))
+  workers, threads = options.workers, options.decode_threads
   mean, std = (IMAGENET_MEAN, IMAGENET_STD) if options.standardize else (None, None)
   raw = {'image': tfds.decode.SkipDecoding()}  # bytes: decoded here, drafted to the crop
   train = open_split(options.tfds_name, options.train_split, data_dir, decoders=raw)

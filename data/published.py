@@ -11,7 +11,6 @@ with. `python -m train.import_weights` writes these options into the workdir's c
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from data import preprocessing
 from data.images import example_source, open_split, to_pil
@@ -48,15 +47,13 @@ def create(options: Options, *, data_dir: str | None = None,
   the std inside the compiled step. `batch_size` is not used."""
   del batch_size
   p = preprocessing.from_options(options)
-  workers = (os.cpu_count() or 1) if options.workers is None else options.workers
-  threads = options.decode_threads or (1 if workers else (os.cpu_count() or 1))
   mean, std = preprocessing.unit_statistics(p)
   train = open_split(options.tfds_name, options.train_split, data_dir)
   evaluation = open_split(options.tfds_name, options.eval_split, data_dir)
 
   def source(split, augment):
     fn = preprocessing.example_fn(p, augment, to_pil, as_uint8=True)
-    return example_source(split, fn, workers, threads)
+    return example_source(split, fn, options.workers, options.decode_threads)
 
   return Dataset(train=source(train, options.augment), eval=source(evaluation, False),
                  facts=ClassificationFacts(1000, p.input_shape, mean, std))
