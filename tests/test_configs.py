@@ -4,9 +4,12 @@ each pipeline's data options are declared once (data/__init__.py) and checked.
 Datasets that need tfds preparation run on `tfds.testing.mock_data`; digits, Fashion-MNIST, the
 movie-review snippets and Shakespeare run on the real data (CI prepares the last three first).
 Models are shrunk where the full size would make the test slow (fewer classifier units, smaller
-images, fewer recurrent units); the layer structure stays.
+images, fewer recurrent units); the layer structure stays. The full-size VGG, ResNet and COCO
+captioning configs (`ABSTRACT`) are checked at their real size with `jax.eval_shape` of the train
+and eval steps on real batches instead: compiling those steps is most of a two-step run.
 """
 
+import contextlib
 import dataclasses
 import glob
 import importlib
@@ -14,6 +17,7 @@ import math
 import os
 import sys
 
+import jax
 import ml_collections
 import pytest
 import tensorflow_datasets as tfds
@@ -40,14 +44,12 @@ RUNS = {
     ('fashion_mnist_vgg', ''): {'data': {'eval_split': 'test[:64]'}},
     ('cifar10_vgg16_bn', ''): {'mock': True},
     ('cifar10_vgg16_bn', 'quick'): {'mock': True},
-    ('cifar10_resnet18', ''): {'mock': True, 'model_kwargs': {'width': 8}},
-    ('cifar10_resnet34', ''): {'mock': True, 'model_kwargs': {'width': 8}},
+    ('cifar10_resnet18', ''): {'mock': True},
+    ('cifar10_resnet34', ''): {'mock': True},
     ('imagenet_alexnet', ''): {'imagenet_like': True, 'data': {'image_size': 67, 'workers': 0},
                                'model_kwargs': {'hidden_features': (64, 64)}},
-    ('imagenet_vgg16', ''): {'imagenet_like': True, 'data': {'image_size': 32, 'workers': 0},
-                             'model_kwargs': {'hidden_features': (64, 64)}},
-    ('imagenet_vgg16', 'bn'): {'imagenet_like': True, 'data': {'image_size': 32, 'workers': 0},
-                               'model_kwargs': {'hidden_features': (64, 64)}},
+    ('imagenet_vgg16', ''): {'imagenet_like': True, 'data': {'workers': 0}},
+    ('imagenet_vgg16', 'bn'): {'imagenet_like': True, 'data': {'workers': 0}},
     ('addition_seq2seq', ''): {**_SEQ2SEQ, 'data': {**_PROBLEMS, 'num_digits': 2}},
     ('addition_seq2seq', 'noattention'): {**_SEQ2SEQ, 'data': {**_PROBLEMS, 'num_digits': 2}},
     ('reversal_seq2seq', ''): {**_SEQ2SEQ, 'data': {**_PROBLEMS, 'max_length': 6}},
@@ -59,12 +61,9 @@ RUNS = {
     ('ted_translation', ''): {'mock': True, 'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}},
     ('digit_captions', ''): {'data': _PROBLEMS, 'eval_batch_size': 8,
                              'model_kwargs': {'embed_dim': 8, 'hidden_size': 16}},
-    ('coco_captions', ''): {'tiny_coco': True, 'data': {'image_size': 32, 'min_word_count': 1},
-                            'eval_batch_size': 8,
-                            'model_kwargs': {'encoder_hidden': (16, 16), 'embed_dim': 8,
-                                             'hidden_size': 16}},
-    ('finetune_folder', ''): {'image_folder': True, 'data': {'image_size': 32},
-                              'model_kwargs': {'width': 8}},
+    ('coco_captions', ''): {'tiny_coco': True, 'data': {'min_word_count': 1},
+                            'eval_batch_size': 8},
+    ('finetune_folder', ''): {'image_folder': True},
     ('msft_forecast', ''): {'data': {'input_length': 8, 'horizon': 3},
                             'model_kwargs': {'hidden_size': 8}},
     ('co2_forecast', ''): {'data': {'input_length': 8, 'horizon': 3},
@@ -197,8 +196,18 @@ def test_data_options_are_set_and_misspellings_refused_on_the_command_line(monke
     parse('--config.data.augmnt=True')
 
 
-@pytest.mark.parametrize('name, variant', sorted(RUNS))
-def test_config_trains_two_steps(tmp_path, name, variant):
+# Full-size models whose train step takes 15-25 s to compile on 2 CPU cores: their configs are
+# checked to the step's output shapes (`jax.eval_shape` of the train and eval steps on the
+# pipeline's real batches), not trained. Their layers and parameter counts are checked in
+# tests/test_cnn.py and the trainer's paths by the configs trained here with smaller models.
+ABSTRACT = {('cifar10_vgg16_bn', ''), ('cifar10_vgg16_bn', 'quick'), ('cifar10_resnet18', ''),
+            ('cifar10_resnet34', ''), ('imagenet_vgg16', ''), ('imagenet_vgg16', 'bn'),
+            ('fashion_mnist_vgg', ''), ('coco_captions', ''), ('finetune_folder', '')}
+
+
+def configured(tmp_path, name, variant):
+  """The config with RUNS' overrides, batch 8 and two steps; returns it and whether it reads
+  tfds mock data."""
   config = load(name, variant)
   overrides = dict(RUNS[name, variant])
   mock = overrides.pop('mock', False)
@@ -227,6 +236,19 @@ def test_config_trains_two_steps(tmp_path, name, variant):
     config.checkpoint_every_steps = 2
     if config.schedule == 'step':
       config.decay_boundaries = (1,)
+  return config, mock
+
+
+def test_full_size_configs_are_the_abstract_ones():
+  assert ABSTRACT <= set(RUNS)
+  for name, variant in ABSTRACT:  # checked at their configs' full size
+    overrides = RUNS[name, variant]
+    assert 'model_kwargs' not in overrides and 'image_size' not in overrides.get('data', {})
+
+
+@pytest.mark.parametrize('name, variant', sorted(set(RUNS) - ABSTRACT))
+def test_config_trains_two_steps(tmp_path, name, variant):
+  config, mock = configured(tmp_path, name, variant)
   if mock:
     with tfds.testing.mock_data(num_examples=16):
       final = trainer.train_and_evaluate(config, str(tmp_path))
@@ -237,3 +259,34 @@ def test_config_trains_two_steps(tmp_path, name, variant):
   assert math.isfinite(final['eval_loss'])
   assert final['train_loss'] > 0 and final['eval_loss'] > 0
   assert os.path.isdir(tmp_path / 'checkpoints' / '2')
+
+
+@pytest.mark.parametrize('name, variant', sorted(ABSTRACT))
+def test_full_size_config_steps_have_the_state_and_metric_shapes(tmp_path, name, variant):
+  from data import pipeline
+  from train import experiment as experiment_lib
+  from train import optim
+  from train import platform
+  config, mock = configured(tmp_path, name, variant)
+  with tfds.testing.mock_data(num_examples=16) if mock else contextlib.nullcontext():
+    experiment = experiment_lib.build(config)
+    train_batch = pipeline.train_batch(experiment.dataset.train, config.batch_size, config.seed, 0)
+    eval_batch = pipeline.eval_batch(experiment.dataset.eval, experiment.eval_batch_size, 0)
+  state, _ = experiment_lib.abstract_train_state(
+      config, experiment.model, optim.create_optimizer(config), experiment.sample_batch(),
+      experiment.task, platform.make_mesh())
+  new_state, sums, stats = jax.eval_shape(experiment_lib.make_train_step(experiment.task), state,
+                                          train_batch)
+  shapes = lambda tree: jax.tree.map(lambda x: (x.shape, x.dtype), tree)
+  assert shapes(new_state) == shapes(state)  # a step keeps every parameter and statistic
+  eval_sums = jax.eval_shape(experiment_lib.make_eval_step(experiment.task), state, eval_batch)
+  assert set(sums) <= set(eval_sums)  # the eval step reports what training does, maybe more
+  assert all(s.shape == () for s in jax.tree.leaves((sums, eval_sums, stats)))
+  assert all(len(x) == 8 for x in jax.tree.leaves(train_batch))  # the real batch, not a sample
+  n_params = sum(math.prod(x.shape) for x in jax.tree.leaves(state.params))
+  if (name, variant) in PUBLISHED_PARAMETERS:
+    assert n_params == PUBLISHED_PARAMETERS[name, variant]
+
+
+# Simonyan & Zisserman's VGG-16 with 1,000 classes (torchvision's count; with BN 8,448 more).
+PUBLISHED_PARAMETERS = {('imagenet_vgg16', ''): 138_357_544, ('imagenet_vgg16', 'bn'): 138_365_992}
