@@ -138,7 +138,11 @@ def _reference(config, name: str, dataset,
                                           start_step, _PROCESS.value, _PROCESSES.value)
     twin = torch_reference.ImageNetTrain(open_store, num_examples, size, images.IMAGENET_MEAN,
                                          images.IMAGENET_STD)
-    loader = torch.utils.data.DataLoader(twin, batch_sampler=sampler, num_workers=workers)
+    # Workers forked from a fresh server process: one forked from this process (which has just
+    # run tfds's and grain's threads) can crash on a lock a thread held at the fork, and spawned
+    # ones abort at exit as array_record's threads are torn down.
+    loader = torch.utils.data.DataLoader(twin, batch_sampler=sampler, num_workers=workers,
+                                         multiprocessing_context='forkserver' if workers else None)
     iterator = iter(loader)
     for _ in range(warmup):
       next(iterator)
@@ -150,7 +154,7 @@ def _reference(config, name: str, dataset,
     del iterator
     return elapsed
 
-  impl = (f'torch {torch.__version__} DataLoader(num_workers={workers}), PIL '
+  impl = (f'torch {torch.__version__} DataLoader(num_workers={workers}, forkserver), PIL '
           f'RandomResizedCrop+flip+ToTensor+Normalize, float32')
   return timed, impl
 

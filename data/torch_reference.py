@@ -51,8 +51,8 @@ class ImageNetTrain(torch.utils.data.Dataset):
   """`dataset[i] -> (float32 [3, size, size] normalised, int label)` from a store of JPEG bytes.
 
   `open_store()` returns the store (`store[i] -> {'image': bytes, 'label': int}`, `len`); it is
-  called once in each process that reads (DataLoader workers are forked, and an array_record
-  reader opened before the fork crashes in the child).
+  called once in each process that reads (an array_record reader does not survive being
+  pickled into, or forked into, a DataLoader worker).
   """
 
   def __init__(self, open_store: Callable[[], Any], num_examples: int, size: int, mean, std):
