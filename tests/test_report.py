@@ -60,6 +60,17 @@ def sweep_root(tmp_path):
   return tmp_path, final
 
 
+def test_a_key_only_another_experiment_has_does_not_label_a_group(tmp_path):
+  lstm = {**config(0.1, 0), 'model': 'lstm', 'model_kwargs': {'hidden_size': 64}}
+  make_workdir(tmp_path, 'convnet', config(0.1, 0), rows([0.9], [0.3]))
+  make_workdir(tmp_path, 'lstm', lstm, rows([0.8], [0.4]))
+  groups = report.collect([str(tmp_path)])
+  assert [g.label for g in groups] == [
+      {'model': 'convnet', 'model_kwargs.dropout': 0.1},
+      {'model': 'lstm', 'model_kwargs.hidden_size': 64}]
+  assert report.label_text(groups[1]) == 'model=lstm, model_kwargs.hidden_size=64'
+
+
 def test_groups_differ_only_in_seed_and_stats_match_numpy(sweep_root):
   root, final = sweep_root
   groups = report.collect([str(root)])

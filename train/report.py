@@ -221,7 +221,8 @@ def describe_hardware(info: dict[str, Any]) -> str:
 
 def group_runs(records: Iterable[RunRecord]) -> list[Group]:
   """Groups of runs whose configs differ only in `seed`, in order of first appearance, each
-  labelled with the keys whose values differ between groups."""
+  labelled with the keys whose values differ between groups (those its config has: a key that
+  only another experiment's config has does not label this one)."""
   groups: dict[tuple, Group] = {}
   for record in records:
     if record.config:
@@ -242,7 +243,7 @@ def group_runs(records: Iterable[RunRecord]) -> list[Group]:
       shown = [k for k in config if k != '<no config.json>']
     else:
       shown = differ
-    group.label = {k: json.loads(config[k]) if k in config else None for k in shown}
+    group.label = {k: json.loads(config[k]) for k in shown if k in config}
   return result
 
 
