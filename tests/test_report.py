@@ -65,10 +65,32 @@ def test_a_key_only_another_experiment_has_does_not_label_a_group(tmp_path):
   make_workdir(tmp_path, 'convnet', config(0.1, 0), rows([0.9], [0.3]))
   make_workdir(tmp_path, 'lstm', lstm, rows([0.8], [0.4]))
   groups = report.collect([str(tmp_path)])
-  assert [g.label for g in groups] == [
-      {'model': 'convnet', 'model_kwargs.dropout': 0.1},
-      {'model': 'lstm', 'model_kwargs.hidden_size': 64}]
-  assert report.label_text(groups[1]) == 'model=lstm, model_kwargs.hidden_size=64'
+  assert [g.label for g in groups] == [{'model': 'convnet'}, {'model': 'lstm'}]
+  assert report.label_text(groups[1]) == 'model=lstm'
+
+
+def test_groups_of_different_experiments_are_labelled_by_experiment_then_their_own_keys(tmp_path):
+  """Two experiments (different dataset and model), each a sweep: an experiment's label has the
+  keys that tell experiments apart, then the keys its own sweep varies (None included), never the
+  settings in which only the two config files differ."""
+  def lstm(lr, dropout, seed):
+    return {'dataset': 'movie_reviews', 'model': 'lstm', 'learning_rate': lr, 'seed': seed,
+            'num_train_steps': 50, 'model_kwargs': {'hidden_size': 64, 'dropout': dropout}}
+  def cnn(lr, seed):
+    return {**config(lr, seed), 'dataset': 'digits', 'data': {'augment': True}}
+  for seed in (0, 1):
+    make_workdir(tmp_path, f'cnn/lr=0.1,seed={seed}', cnn(0.1, seed), rows([0.9], [0.3]))
+    make_workdir(tmp_path, f'cnn/lr=0.2,seed={seed}', cnn(0.2, seed), rows([0.8], [0.4]))
+  make_workdir(tmp_path, 'lstm/a', lstm(0.01, None, 0), rows([0.7], [0.5]))
+  make_workdir(tmp_path, 'lstm/b', lstm(0.01, 0.5, 0), rows([0.75], [0.5]))
+  groups = report.collect([str(tmp_path)])
+  assert [(g.label, len(g.runs)) for g in groups] == [
+      ({'dataset': 'digits', 'model': 'convnet', 'learning_rate': 0.1}, 2),
+      ({'dataset': 'digits', 'model': 'convnet', 'learning_rate': 0.2}, 2),
+      ({'dataset': 'movie_reviews', 'model': 'lstm', 'model_kwargs.dropout': None}, 1),
+      ({'dataset': 'movie_reviews', 'model': 'lstm', 'model_kwargs.dropout': 0.5}, 1)]
+  assert report.label_text(groups[2]) == (
+      'dataset=movie_reviews, model=lstm, model_kwargs.dropout=None')
 
 
 def test_groups_differ_only_in_seed_and_stats_match_numpy(sweep_root):

@@ -8,7 +8,8 @@ Every workdir under the ROOTs (a directory holding `config.json`, or `sweep.json
 point that failed before writing one) is read: its `config.json`, `metrics.jsonl` (through
 `train.metrics_writer.read_metrics`) and `run.json` (hardware, wall time, finished; written by the
 trainer). Runs whose configs differ only in `seed` form a group. For each group the report gives
-the config keys that tell the groups apart, n, and for each final metric (the eval row of the last
+the config keys that tell the groups apart (the task, dataset and model where those differ, then
+the keys that differ between the groups of that one experiment), n, and for each final metric (the eval row of the last
 evaluated step) mean ± sample standard deviation (ddof=1; none for n=1) and min-max, the same of
 the best value over the eval rows (`best_eval_*`: the highest, the lowest for loss-like metrics),
 steps, wall time and hardware. Finished runs only are averaged: unfinished runs (stopped,
@@ -37,6 +38,7 @@ from train import metrics_writer
 from train import run_info
 
 GROUP_IGNORES = ('seed',)  # keys whose runs are repeats of one experiment
+EXPERIMENT_KEYS = ('task', 'dataset', 'model')  # configs that share these: one experiment
 _LOWER_IS_BETTER = re.compile(r'loss|perplexity|rmse|mae|error|bits|nll|bpc', re.IGNORECASE)
 _SKIP_DIRS = ('checkpoints', 'tensorboard', '.submitit')
 
@@ -219,10 +221,21 @@ def describe_hardware(info: dict[str, Any]) -> str:
   return text
 
 
+def differing_keys(configs: Sequence[dict[str, Any]]) -> list[str]:
+  """The keys (sorted) whose values are not the same in all of `configs` (absent counts as one)."""
+  keys = sorted({k for c in configs for k in c})
+  return [k for k in keys if len({c.get(k) for c in configs}) > 1]
+
+
 def group_runs(records: Iterable[RunRecord]) -> list[Group]:
-  """Groups of runs whose configs differ only in `seed`, in order of first appearance, each
-  labelled with the keys whose values differ between groups (those its config has: a key that
-  only another experiment's config has does not label this one)."""
+  """Groups of runs whose configs differ only in `seed`, in order of first appearance.
+
+  Each group is labelled with the keys that tell it from the others: the EXPERIMENT_KEYS that
+  differ between all groups, then the keys that differ between the groups of its own experiment
+  (same task, dataset and model), those its config has. Groups of different experiments are not
+  labelled with every setting their config files happen to differ in (widths, vocabularies,
+  options left at None), which would bury what the table compares.
+  """
   groups: dict[tuple, Group] = {}
   for record in records:
     if record.config:
@@ -235,16 +248,24 @@ def group_runs(records: Iterable[RunRecord]) -> list[Group]:
     groups.setdefault(key, Group(key, [])).runs.append(record)
   result = list(groups.values())
   configs = [dict(g.key) for g in result if '<no config.json>' not in dict(g.key)]
-  keys = sorted({k for c in configs for k in c})
-  differ = [k for k in keys if len({c.get(k) for c in configs}) > 1]
+  across = [k for k in differing_keys(configs) if k in EXPERIMENT_KEYS]
+  families: dict[tuple, list[dict[str, Any]]] = {}
+  for config in configs:
+    families.setdefault(_experiment(config), []).append(config)
+  within = {family: differing_keys(members) for family, members in families.items()}
   for group in result:
     config = dict(group.key)
     if '<no config.json>' in config:
       shown = [k for k in config if k != '<no config.json>']
     else:
-      shown = differ
+      shown = across + [k for k in within[_experiment(config)] if k not in across]
     group.label = {k: json.loads(config[k]) for k in shown if k in config}
   return result
+
+
+def _experiment(config: dict[str, str]) -> tuple:
+  """The EXPERIMENT_KEYS values of a group key's config (its values are JSON text)."""
+  return tuple(config.get(k, 'null') for k in EXPERIMENT_KEYS)
 
 
 def label_text(group: Group) -> str:
