@@ -229,7 +229,8 @@ def _print(records: list[dict[str, Any]]) -> None:
           f'{r["unit"]}')
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> None:
+  """The command: times the pipelines named by the flags and prints (and writes) the records."""
   if len(argv) > 1:
     raise cli.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   import logging
@@ -267,20 +268,7 @@ def main(argv: list[str]) -> int:
   if _JSON.value:
     with open(_JSON.value, 'w') as f:
       json.dump(records, f, indent=2)
-  return 0
-
-
-def _main_or_exit(argv: list[str]) -> int:
-  try:
-    return main(argv)
-  except KeyboardInterrupt:
-    cli.exit_now(130)
-  except cli.UsageError as error:
-    cli.exit_now(2, f'error: {cli.one_line(error)} (see python -m data.benchmark --help)')
-  except Exception as error:  # pylint: disable=broad-except  # one line, no traceback
-    cli.exit_now(1, f'error: {cli.one_line(error)}')
-  return 1
 
 
 if __name__ == '__main__':
-  app.run(lambda argv: sys.exit(_main_or_exit(argv)))
+  app.run(lambda argv: sys.exit(cli.run(lambda: main(argv))))

@@ -36,6 +36,29 @@ def _flags_parsed() -> None:
     flags.FLAGS.mark_as_parsed()
 
 
+# Python before 3.13 has every process that opens a shared-memory block register it with
+# multiprocessing's resource tracker, not only the one that made it (CPython issue 82300), and
+# grain's blocks are made in the workers and freed in the consumer. The tracker then warns at
+# exit about blocks another process already freed, and about the batches in flight when an
+# iterator was closed early, which it frees: both are noise, not leaks.
+_TRACKER_QUIET = 'ignore::UserWarning:multiprocessing.resource_tracker'
+
+
+def _start_quiet_resource_tracker() -> None:
+  """Starts the resource tracker (unless one runs already) without its leak warnings; it still
+  frees every block left behind when this process exits."""
+  import sys
+  from multiprocessing import resource_tracker
+  added = _TRACKER_QUIET not in sys.warnoptions
+  if added:  # read once, by the tracker's command line; this process's filters are unchanged
+    sys.warnoptions.append(_TRACKER_QUIET)
+  try:
+    resource_tracker.ensure_running()
+  finally:
+    if added:
+      sys.warnoptions.remove(_TRACKER_QUIET)
+
+
 def batches(function: Callable[[int], Batch], start: int, stop: int, workers: int,
             buffer: int = 2) -> Iterator[Batch]:
   """`function(k)` for `k = start .. stop - 1`, in order, each built in one of `workers` processes.
@@ -46,6 +69,7 @@ def batches(function: Callable[[int], Batch], start: int, stop: int, workers: in
   """
   import grain
   _flags_parsed()
+  _start_quiet_resource_tracker()
   dataset = grain.MapDataset.range(start, stop).map(function).to_iter_dataset(
       grain.ReadOptions(num_threads=1, prefetch_buffer_size=1))  # one thread per worker
   dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(

@@ -3,8 +3,10 @@ twin reads the trainer's batches."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -80,3 +82,71 @@ def test_torch_twin_reads_the_trainers_batches_and_normalises():
   mean, std = np.array(images.IMAGENET_MEAN), np.array(images.IMAGENET_STD)
   values = tensor.numpy().transpose(1, 2, 0)
   assert (values >= -mean / std - 1e-5).all() and (values <= (1 - mean) / std + 1e-5).all()
+
+
+def _children(pid):
+  """Pids of the live processes whose parent is `pid` (read from /proc)."""
+  found = []
+  for entry in os.listdir('/proc'):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f'/proc/{entry}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    except OSError:
+      continue
+    if int(fields[1]) == pid and fields[0] != 'Z':
+      found.append(int(entry))
+  return found
+
+
+def _alive(pid):
+  try:
+    with open(f'/proc/{pid}/stat') as f:
+      return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+  except OSError:
+    return False
+
+
+@pytest.fixture(scope='module')
+def folder(tmp_path_factory):
+  from data import export_folder
+  root = tmp_path_factory.mktemp('folder')
+  export_folder.export('digits', str(root), train_per_class=4, val_per_class=1)
+  return str(root)
+
+
+FOLDER_ARGS = ('--dataset=image_folder', '--config=configs/finetune_folder.py', '--workers=1',
+               '--batch_size=4')
+
+
+def test_benchmark_with_a_worker_process_ends_cleanly(folder):
+  """Each repetition starts and closes a worker process mid-stream; none of the batches it had in
+  flight is reported at exit (multiprocessing's resource tracker warns of such blocks)."""
+  result = _run(*FOLDER_ARGS, f'--data_dir={folder}', '--repeats=2', '--batches=2')
+  assert result.returncode == 0, result.stderr
+  assert result.stderr == ''
+  assert result.stdout.splitlines()[1].split()[:3] == ['image_folder', '1', '4']
+
+
+def test_ctrl_c_during_the_benchmark_exits_130_and_ends_its_workers(folder):
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'data.benchmark', *FOLDER_ARGS, f'--data_dir={folder}',
+       '--repeats=100000'], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    deadline = time.monotonic() + 120
+    while len(_children(process.pid)) < 2:  # the resource tracker and the pipeline's worker
+      assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+      time.sleep(0.2)
+    time.sleep(2)  # timing batches
+    children = _children(process.pid)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+  finally:
+    process.kill()
+  assert process.returncode == 130, out + err
+  assert err == '' and out == ''
+  deadline = time.monotonic() + 10
+  while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+    time.sleep(0.1)
+  assert not [pid for pid in children if _alive(pid)]

@@ -36,8 +36,10 @@ def exit_now(code: int, message: str | None = None) -> None:
   """Prints `message` (if any) to stderr and ends the process at once with `code`.
 
   Skips interpreter shutdown, whose library threads (orbax writers, prefetchers) could otherwise
-  block the exit or print tracebacks of their own.
+  block the exit or print tracebacks of their own. Worker processes of this one (the input
+  pipeline's) are ended first: skipping shutdown would otherwise leave them running.
   """
+  end_worker_processes()
   if message:
     print(message, file=sys.stderr)
   for stream in (sys.stdout, sys.stderr):
@@ -79,16 +81,35 @@ def watch_signals(callback: Callable[[int], None],
   return stop
 
 
+def end_worker_processes(timeout: float = 5.0) -> None:
+  """Terminates this process's multiprocessing children (SIGTERM, then SIGKILL after `timeout`
+  seconds) and waits for them. A no-op where multiprocessing was never used."""
+  if 'multiprocessing' not in sys.modules:
+    return
+  import multiprocessing
+  import time
+  children = multiprocessing.active_children()
+  for child in children:
+    child.terminate()
+  deadline = time.monotonic() + timeout
+  for child in children:
+    child.join(max(0.0, deadline - time.monotonic()))
+    if child.is_alive():
+      child.kill()
+      child.join(1.0)
+
+
 def _quiet_interrupt(kind, value, traceback):
   if issubclass(kind, KeyboardInterrupt):
     exit_now(130)
   sys.__excepthook__(kind, value, traceback)
 
 
-# Run as a command (`python -m train.NAME`): Ctrl-C while the command is still importing its
-# libraries, before `run` handles it, also ends it quietly with 130 instead of a traceback.
+# Run as a command (`python -m train.NAME`, `python -m data.NAME`): Ctrl-C while the command is
+# still importing its libraries, before `run` handles it, also ends it quietly with 130 instead
+# of a traceback.
 _MAIN_MODULE = getattr(getattr(sys.modules.get('__main__'), '__spec__', None), 'name', '') or ''
-_AS_COMMAND = _MAIN_MODULE.startswith('train.')
+_AS_COMMAND = _MAIN_MODULE.startswith(('train.', 'data.'))
 if _AS_COMMAND:
   sys.excepthook = _quiet_interrupt
 
