@@ -36,6 +36,18 @@ def test_registry():
     targets.by_name(['nope'], targets.suite('quick'))
 
 
+def test_each_target_runs_its_own_number_of_seeds_unless_told(tmp_path, capsys):
+  assert {t.seeds for t in targets.suite('cpu')} == {3, 5}  # 3 seeds at least, as the issue asks
+  def seeds_listed(*flags):
+    code = reproduce.main(['--suite=cpu', '--targets=digits,addition_attention', '--dry_run',
+                           f'--workdir={tmp_path}', *flags])
+    assert code == 0
+    listed = re.findall(r'--workdir=\S+/(\w+)/seed=(\d+)', capsys.readouterr().out)
+    return {name: sorted(int(s) for n, s in listed if n == name) for name, _ in listed}
+  assert seeds_listed() == {'digits': [0, 1, 2, 3, 4], 'addition_attention': [0, 1, 2]}
+  assert seeds_listed('--seeds=2') == {'digits': [0, 1], 'addition_attention': [0, 1]}
+
+
 def _workdir(root, name, accuracy, seed):
   workdir = os.path.join(root, name, f'seed={seed}')
   os.makedirs(workdir)

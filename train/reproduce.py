@@ -4,7 +4,8 @@
   python -m train.reproduce --suite=cpu --seeds=3 --workdir=workdirs/reproduce \\
       --readme=README.md --parallel=2
 
-Runs every target of the suite (train/targets.py) with seeds 0..K-1 through the sweep machinery
+Runs every target of the suite (train/targets.py) with seeds 0..K-1 (`--seeds=K`; by default
+each target's own count, 5 for those that take minutes, else 3) through the sweep machinery
 (train/sweep.py: one train.main subprocess per run, `--parallel` at a time, `--executor=slurm` for
 a cluster), each run in `ROOT/TARGET/seed=S`; finished runs are skipped and interrupted ones
 resumed when the command is run again. Then summarises each target with train/report.py (mean ±
@@ -182,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
   parser = cli.Parser(prog='python -m train.reproduce', description=__doc__.split('\n\n')[0])
   parser.add_argument('--suite', choices=targets_lib.SUITES, default='quick')
-  parser.add_argument('--seeds', type=int, default=3, help='Seeds 0..K-1 per target.')
+  parser.add_argument('--seeds', type=int, default=None,
+                      help="Seeds 0..K-1 per target (default: the target's own, 3 or 5).")
   parser.add_argument('--workdir', required=True, help='Root of the runs: ROOT/TARGET/seed=S.')
   parser.add_argument('--readme', default=None, help='Write the table into this file.')
   parser.add_argument('--targets', default=None, help='Only these targets (comma-separated).')
@@ -196,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
   def reproduce():
     nonlocal code
-    if args.seeds < 1:
+    if args.seeds is not None and args.seeds < 1:
       raise cli.UsageError(f'--seeds must be at least 1, got {args.seeds}')
     chosen = targets_lib.suite(args.suite)
     if args.targets:
@@ -213,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f'{target.prepare or "(see its config)"}', flush=True)
       else:
         available.append(target)
-    runs = [run for t in available for run in target_runs(t, args.workdir, args.seeds, overrides)]
+    runs = [run for t in available
+            for run in target_runs(t, args.workdir, args.seeds or t.seeds, overrides)]
     if args.dry_run:
       for run in runs:
         print(f'{run.state}: python {" ".join(run.argv)}')

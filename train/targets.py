@@ -42,6 +42,8 @@ class Target:
     then: a command for further figures of the README row (beam search, test BLEU), run by hand
       on the finished workdir (`{workdir}` is replaced).
     percent: show values as percentages.
+    seeds: how many seeds (0..seeds-1) `train.reproduce` runs unless `--seeds` says: 3, or 5
+      for the targets whose run takes a few minutes on the 2-core CPU.
   """
   name: str
   config: str
@@ -55,6 +57,7 @@ class Target:
   prepare: str | None = None
   then: str = ''
   percent: bool = False
+  seeds: int = 3
 
   def within_tolerance(self, value: float) -> bool | None:
     """Whether `value` lies within `tolerance` of `expected`; None when nothing is expected."""
@@ -89,7 +92,7 @@ TARGETS: tuple[Target, ...] = (
            prepare=_FMNIST, percent=True),
     # cpu: the README's CPU rows with their real configs.
     Target('digits', 'configs/default.py', 'eval_accuracy', 'test accuracy (360 images)',
-           0.9963, 0.01, ('cpu',), percent=True),
+           0.9963, 0.01, ('cpu',), percent=True, seeds=5),
     Target('fashion_mnist_convnet', 'configs/fashion_mnist_convnet.py', 'eval_accuracy',
            'test accuracy (10,000 images)', 0.9310, 0.005, ('cpu',),
            reference=Reference(0.916, f'2 Conv+pooling (TensorFlow tutorial), {ZALANDO}'),
@@ -97,7 +100,7 @@ TARGETS: tuple[Target, ...] = (
     Target('movie_reviews_lstm', 'configs/movie_reviews_lstm.py', 'eval_accuracy',
            'test accuracy (1,275 snippets; majority class 57.8%)', 0.7984, 0.015, ('cpu',),
            reference=Reference(0.815, f'CNN-non-static, {KIM}'),
-           prepare='python -m data.prepare movie_reviews', percent=True),
+           prepare='python -m data.prepare movie_reviews', percent=True, seeds=5),
     Target('shakespeare_char_lstm', 'configs/shakespeare_char_lstm.py', 'eval_bits_per_char',
            'bits per character on Macbeth (held out)', 2.264, 0.05, ('cpu',),
            prepare='python -m data.prepare shakespeare'),
@@ -106,7 +109,8 @@ TARGETS: tuple[Target, ...] = (
            then='python -m train.evaluate --workdir={workdir} --beam_size=4', percent=True),
     Target('addition_noattention', 'configs/addition_seq2seq.py:noattention', 'eval_exact_match',
            'exact match, 2,000 held-out sums, greedy', 0.9890, 0.008, ('cpu',),
-           then='python -m train.evaluate --workdir={workdir} --beam_size=4', percent=True),
+           then='python -m train.evaluate --workdir={workdir} --beam_size=4', percent=True,
+           seeds=5),
     Target('reversal_attention', 'configs/reversal_seq2seq.py', 'eval_exact_match',
            'held-out exact match, lengths 1-30, greedy', 0.9995, 0.003, ('cpu',),
            then='python -m train.evaluate --workdir={workdir} --beam_size=4', percent=True),
@@ -114,9 +118,9 @@ TARGETS: tuple[Target, ...] = (
            'held-out exact match, lengths 1-30, greedy', 0.5795, 0.05, ('cpu',),
            then='python -m train.evaluate --workdir={workdir} --beam_size=4', percent=True),
     Target('dates_attention', 'configs/dates_seq2seq.py', 'eval_exact_match',
-           'held-out exact match', 1.0, 0.005, ('cpu',), percent=True),
+           'held-out exact match', 1.0, 0.005, ('cpu',), percent=True, seeds=5),
     Target('dates_noattention', 'configs/dates_seq2seq.py:noattention', 'eval_exact_match',
-           'held-out exact match', 1.0, 0.005, ('cpu',), percent=True),
+           'held-out exact match', 1.0, 0.005, ('cpu',), percent=True, seeds=5),
     Target('ding_attention', 'configs/ding_translation.py', 'eval_bleu',
            'validation BLEU (tokens, greedy), 2,764 pairs; test sacreBLEU via train.translate',
            8.09, 0.6, ('cpu',), _END_EVAL, prepare='python -m data.prepare ding_en_de',
@@ -129,9 +133,11 @@ TARGETS: tuple[Target, ...] = (
            'whole-caption exact match, 2,000 held-out strips (greedy)', 0.9713, 0.01, ('cpu',),
            percent=True),
     Target('co2_forecast', 'configs/co2_forecast.py', 'eval_rmse',
-           'test RMSE, ppm, 13 weeks ahead (naive last value 2.099)', 0.752, 0.05, ('cpu',)),
+           'test RMSE, ppm, 13 weeks ahead (naive last value 2.099)', 0.752, 0.05, ('cpu',),
+           seeds=5),
     Target('msft_forecast', 'configs/msft_forecast.py', 'eval_rmse',
-           'test RMSE, $, 5 trading days ahead (naive 1.1521)', 1.1448, 0.01, ('cpu',)),
+           'test RMSE, $, 5 trading days ahead (naive 1.1521)', 1.1448, 0.01, ('cpu',),
+           seeds=5),
     # gpu: rows measured on a GPU, and published models we have configs for.
     Target('fashion_mnist_convnet_gpu', 'configs/fashion_mnist_convnet.py', 'eval_accuracy',
            'test accuracy (10,000 images)', 0.9343, 0.005, ('gpu',),
