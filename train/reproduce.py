@@ -5,7 +5,7 @@
       --readme=README.md --parallel=2
 
 Runs every target of the suite (train/targets.py) with seeds 0..K-1 (`--seeds=K`; by default
-each target's own count, 5 for those that take minutes, else 3) through the sweep machinery
+each target's own count, 5 for those that take a few minutes, else 3) through the sweep machinery
 (train/sweep.py: one train.main subprocess per run, `--parallel` at a time, `--executor=slurm` for
 a cluster), each run in `ROOT/TARGET/seed=S`; finished runs are skipped and interrupted ones
 resumed when the command is run again. Then summarises each target with train/report.py (mean ±
