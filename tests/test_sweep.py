@@ -58,6 +58,23 @@ def test_get_sweep_of_a_config_file(tmp_path):
     sweep.dict_points([{'seed': 1}, {'seed': 1}], 'x')
 
 
+def test_a_finished_run_is_recognised_through_another_path_to_its_root(tmp_path):
+  """The recorded command is compared without --workdir: a moved or linked sweep root is not
+  trained again, while a changed override still is."""
+  workdir = tmp_path / 'moved' / 'seed=0'
+  workdir.mkdir(parents=True)
+  (workdir / 'run.json').write_text(json.dumps({'finished': True, 'step': 20}))
+  old = ['-m', 'train.main', '--config=configs/default.py', '--workdir=/old/root/seed=0',
+         '--config.seed=0']
+  (workdir / sweep.RECORD).write_text(json.dumps({'command': old, 'overrides': {'seed': '0'}}))
+  now = [*old[:3], f'--workdir={workdir}', '--config.seed=0']
+  assert sweep.is_finished(str(workdir), now)
+  assert sweep.is_finished(str(workdir), [*old[:3], '--workdir', str(workdir), '--config.seed=0'])
+  assert not sweep.is_finished(str(workdir), [*now[:-1], '--config.seed=1'])
+  (workdir / 'run.json').write_text(json.dumps({'finished': False, 'step': 10}))
+  assert not sweep.is_finished(str(workdir), now)
+
+
 def test_cores_and_thread_limits():
   assert sweep.core_shares([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
   assert sweep.core_shares([3, 1], 3) == [[1], [3], [1]]

@@ -204,15 +204,33 @@ def last_line(path: str) -> str:
 
 
 def is_finished(workdir: str, argv: Sequence[str]) -> bool:
-  """Whether `workdir` holds a finished run trained by the command `argv`."""
+  """Whether `workdir` holds a finished run trained by the command `argv`.
+
+  The commands are compared without their `--workdir`: a sweep root reached by another path
+  (moved, renamed, through a link) holds the same runs.
+  """
   info = run_info.read(workdir)
   if not (info and info.get('finished')):
     return False
   try:
     with open(os.path.join(workdir, RECORD), encoding='utf-8') as f:
-      return json.load(f).get('command') == list(argv)
+      recorded = json.load(f).get('command')
   except (OSError, ValueError, AttributeError):
     return False
+  return isinstance(recorded, list) and _without_workdir(recorded) == _without_workdir(argv)
+
+
+def _without_workdir(argv: Sequence[str]) -> list[str]:
+  """`argv` without its `--workdir=PATH` (or `--workdir PATH`) argument."""
+  kept, skip = [], False
+  for arg in argv:
+    if skip:
+      skip = False
+    elif arg == '--workdir':
+      skip = True
+    elif not arg.startswith('--workdir='):
+      kept.append(arg)
+  return kept
 
 
 _STEP = re.compile(r'step (\d+)/(\d+)')
