@@ -1,7 +1,7 @@
 """Reproduces the README's results: `python -m train.reproduce --suite=cpu --workdir=ROOT`.
 
   python -m train.reproduce --suite=quick --seeds=2 --workdir=workdirs/reproduce --parallel=2
-  python -m train.reproduce --suite=cpu --seeds=3 --workdir=workdirs/reproduce \\
+  python -m train.reproduce --suite=cpu --workdir=workdirs/reproduce \\
       --readme=README.md --parallel=2
 
 Runs every target of the suite (train/targets.py) with seeds 0..K-1 (`--seeds=K`; by default
