@@ -9,9 +9,9 @@ point that failed before writing one) is read: its `config.json`, `metrics.jsonl
 `train.metrics_writer.read_metrics`) and `run.json` (hardware, wall time, finished; written by the
 trainer). Runs whose configs differ only in `seed` form a group. For each group the report gives
 the config keys that tell the groups apart (the task, dataset and model where those differ, then
-the keys that differ between the groups of that one experiment), n, and for each final metric (the eval row of the last
-evaluated step) mean ± sample standard deviation (ddof=1; none for n=1) and min-max, the same of
-the best value over the eval rows (`best_eval_*`: the highest, the lowest for loss-like metrics),
+the keys that differ between the groups of that one experiment), n, and for each final metric
+(the eval row of the last evaluated step) mean ± sample standard deviation (ddof=1; none for n=1)
+and min-max, the same of the best value over the eval rows (`best_eval_*`: the highest, the lowest for loss-like metrics),
 steps, wall time and hardware. Finished runs only are averaged: unfinished runs (stopped,
 interrupted, still running) and failed ones (the last line of their `stderr.log` is an error) are
 listed separately. `--format=json` writes a list of groups, each with `group` (its distinguishing
