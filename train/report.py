@@ -12,9 +12,9 @@ the config keys that tell the groups apart (the task, dataset and model where th
 the keys that differ between the groups of that one experiment), n, and for each final metric
 (the eval row of the last evaluated step) mean ± sample standard deviation (ddof=1; none for n=1)
 and min-max, the same of the best value over the eval rows (`best_eval_*`: the highest, the
-lowest for loss-like metrics), steps, wall time and hardware. Finished runs only are averaged: unfinished runs (stopped,
-interrupted, still running) and failed ones (the last line of their `stderr.log` is an error) are
-listed separately. `--format=json` writes a list of groups, each with `group` (its distinguishing
+lowest for loss-like metrics), steps, wall time and hardware. Finished runs only are averaged:
+unfinished runs (stopped, interrupted, still running) and failed ones (the last line of their
+`stderr.log` is an error) are listed separately. `--format=json` writes a list of groups, each with `group` (its distinguishing
 keys), `workdirs`, `n`, `metrics` (`{name: {"mean", "std", "min", "max"}}`), `steps`,
 `wall_seconds`, `hardware`, `unfinished` and `failed` (workdirs). `--plot=PATH` draws the metric's
 curve per group: the mean over its runs, with the min-max band.
