@@ -4,17 +4,17 @@
   python -m train.report workdirs/sweep --format=json         # groups as JSON
   python -m train.report workdirs/sweep --metric=eval_accuracy --plot=curves.png
 
-Every workdir under the ROOTs (a directory holding `config.json`, or `sweep.json` for a sweep
-point that failed before writing one) is read: its `config.json`, `metrics.jsonl` (through
+Every workdir under the ROOTs (a directory holding `config.json`, or `sweep.json` for a sweep point
+that failed before writing one) is read: its `config.json`, `metrics.jsonl` (through
 `train.metrics_writer.read_metrics`) and `run.json` (hardware, wall time, finished; written by the
-trainer). Runs whose configs differ only in `seed` form a group. For each group the report gives
-the config keys that tell the groups apart (the task, dataset and model where those differ, then
-the keys that differ between the groups of that one experiment), n, and for each final metric
-(the eval row of the last evaluated step) mean ± sample standard deviation (ddof=1; none for n=1)
-and min-max, the same of the best value over the eval rows (`best_eval_*`: the highest, the
-lowest for loss-like metrics), steps, wall time and hardware. Finished runs only are averaged:
-unfinished runs (stopped, interrupted, still running) and failed ones (the last line of their
-`stderr.log` is an error) are listed separately. `--format=json` writes a list of groups, each with `group` (its distinguishing
+trainer). Runs whose configs differ only in `seed` form a group. For each group the report gives the
+config keys that tell the groups apart (the task, dataset and model where those differ, then the
+keys that differ between the groups of that one experiment), n, and for each final metric (the eval
+row of the last evaluated step) mean ± sample standard deviation (ddof=1; none for n=1) and min-max,
+the same of the best value over the eval rows (`best_eval_*`: the highest, the lowest for loss-like
+metrics), steps, wall time and hardware. Finished runs only are averaged: unfinished runs (stopped,
+interrupted, still running) and failed ones (the last line of their `stderr.log` is an error) are
+listed separately. `--format=json` writes a list of groups, each with `group` (its distinguishing
 keys), `workdirs`, `n`, `metrics` (`{name: {"mean", "std", "min", "max"}}`), `steps`,
 `wall_seconds`, `hardware`, `unfinished` and `failed` (workdirs). `--plot=PATH` draws the metric's
 curve per group: the mean over its runs, with the min-max band.
